@@ -1,0 +1,13 @@
+//! Pieces shared by ferry's steps: positions, storage, manifest, table filters, connections,
+//! checksums and progress reporting.
+
+pub mod checksum;
+pub mod conn;
+pub mod filter;
+pub mod ident;
+pub mod location;
+pub mod manifest;
+pub mod progress;
+pub mod storage;
+
+pub use location::{BinlogPos, Flavor, GtidSet, Location};
