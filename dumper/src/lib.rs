@@ -1,1 +1,644 @@
+//! `ferry dump`: a consistent, parallel snapshot of a MySQL-protocol server to a local directory
+//! or S3.
+//!
+//! The run, and what makes it resumable:
+//! 1. Connect, discover tables through the filter, write schema files.
+//! 2. Plan chunks (see [`chunk`]) and persist the plan as `.ferry-dump/plan.json` together with a
+//!    fingerprint of the options. A re-run with the same options reuses this plan; other options
+//!    are refused rather than mixing two dumps.
+//! 3. Open N snapshot workers at one consistent point (see [`consistency`]).
+//! 4. Workers take chunks from a shared queue and stream them to files. When a chunk's files are
+//!    complete, a marker `.ferry-dump/done/<table>.<chunk>.json` records its files, rows, checksum
+//!    and the Location of the snapshot it was read at. A chunk without a marker is redone from
+//!    scratch on the next run (its leftover files are deleted first), so nothing is duplicated.
+//! 5. When every chunk has a marker: write `metadata` and, last, `ferry-manifest.json`; remove the
+//!    state directory. A killed and resumed dump reads its remaining chunks at a new consistent
+//!    point, so its manifest lists several Locations.
 
+pub mod chunk;
+pub mod consistency;
+pub mod encode;
+pub mod error;
+pub mod schema;
+pub mod writer;
+
+use crate::chunk::ChunkPlan;
+use crate::consistency::{Consistency, SnapshotWorker};
+use crate::encode::{CsvEncoder, RowEncoder, SqlEncoder, SqlOptions};
+pub use crate::error::DumpError;
+use crate::schema::{TableInfo, ViewInfo};
+use crate::writer::{ChunkWriter, Compression};
+use bytes::Bytes;
+use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::filter::TableFilter;
+use ferry_shared::ident::encode_file_name;
+use ferry_shared::manifest::*;
+use ferry_shared::progress::{Counters, ProgressMode, ProgressReporter};
+use ferry_shared::storage::{self, S3Options, Storage};
+use ferry_shared::{checksum, Location};
+use mysql_async::prelude::Queryable;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STATE_DIR: &str = ".ferry-dump";
+const PLAN_NAME: &str = ".ferry-dump/plan.json";
+const DONE_PREFIX: &str = ".ferry-dump/done/";
+const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Sql,
+    Csv,
+}
+
+/// Everything `ferry dump` needs, validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct DumpConfig {
+    pub source: ConnSpec,
+    /// Local directory or `s3://bucket/prefix`.
+    pub to: String,
+    pub s3: S3Options,
+    pub threads: usize,
+    /// Target rows per chunk; None: one chunk per table.
+    pub rows: Option<u64>,
+    pub filetype: FileType,
+    pub sql: SqlOptions,
+    pub csv: CsvDialect,
+    pub compression: Compression,
+    /// Split data files at about this many uncompressed bytes.
+    pub file_size: Option<u64>,
+    pub consistency: Consistency,
+    pub filter: TableFilter,
+    pub where_clause: Option<String>,
+    pub no_data: bool,
+    pub no_schemas: bool,
+    pub no_views: bool,
+    pub triggers: bool,
+    pub routines: bool,
+    pub checksum: bool,
+    pub progress: ProgressMode,
+    pub progress_interval: Duration,
+}
+
+impl DumpConfig {
+    /// Options that must not change between a run and its resumption.
+    fn fingerprint(&self) -> String {
+        format!(
+            "filetype={:?};compress={};csv={:?};sql={}/{}/{};filesize={:?};rows={:?};filter={};where={:?};no_data={};checksum={}",
+            self.filetype,
+            self.compression.name(),
+            self.csv,
+            self.sql.statement_size,
+            self.sql.complete_insert,
+            self.sql.escape_backslash,
+            self.file_size,
+            self.rows,
+            self.filter,
+            self.where_clause,
+            self.no_data,
+            self.checksum
+        )
+    }
+}
+
+/// What a dump did, for the summary line and `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpSummary {
+    pub destination: String,
+    pub consistency: String,
+    pub blocked_ms: u64,
+    pub locations: Vec<String>,
+    pub tables: u64,
+    pub views: u64,
+    pub chunks: u64,
+    pub chunks_resumed: u64,
+    pub files: u64,
+    pub rows: u64,
+    /// Bytes stored (after compression).
+    pub bytes: u64,
+    /// Bytes before compression.
+    pub raw_bytes: u64,
+    pub elapsed_secs: f64,
+    pub rows_per_sec: f64,
+    pub raw_mb_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TablePlan {
+    info: TableInfo,
+    chunks: Vec<ChunkPlan>,
+    schema_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpPlan {
+    version: u32,
+    fingerprint: String,
+    started_at: String,
+    server: ServerInfo,
+    databases: Vec<DatabaseEntry>,
+    tables: Vec<TablePlan>,
+    views: Vec<ViewEntry>,
+}
+
+/// Marker of a finished chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChunkDone {
+    table: usize,
+    chunk: u32,
+    rows: u64,
+    raw_bytes: u64,
+    files: Vec<FileEntry>,
+    location: Option<Location>,
+    taken_at: String,
+    strategy: String,
+    checksum: Option<ChunkChecksum>,
+}
+
+fn done_name(table: usize, chunk: u32) -> String {
+    format!("{DONE_PREFIX}{table:06}.{chunk:09}.json")
+}
+
+fn json<T: Serialize>(v: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(v).unwrap_or_default())
+}
+
+/// Runs a dump (or resumes an interrupted one) and returns its summary.
+pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
+    let started = Instant::now();
+    let storage = storage::open(&cfg.to, &cfg.s3).await?;
+    if storage.exists(MANIFEST_NAME).await? {
+        return Err(DumpError::Definite(format!(
+            "{} already holds a complete dump ({} exists); choose another --to or remove it",
+            storage.describe(""),
+            MANIFEST_NAME
+        )));
+    }
+    storage.check_writable().await.map_err(|e| {
+        DumpError::Definite(format!("destination {} is not writable: {e}", storage.describe("")))
+    })?;
+    let mut ctl = cfg.source.connect().await?;
+    let server = ServerInfo::query(&mut ctl)
+        .await
+        .map_err(|e| DumpError::query("reading the server version", e))?;
+    tracing::info!(server = %cfg.source.display(), flavor = %server.flavor, version = %server.version, "connected to source");
+
+    let plan = match load_plan(&*storage).await? {
+        Some(plan) => {
+            if plan.fingerprint != cfg.fingerprint() {
+                return Err(DumpError::Definite(format!(
+                    "{} holds an unfinished dump made with other options ({}); re-run with the same options to resume, or choose an empty --to",
+                    storage.describe(""),
+                    plan.fingerprint
+                )));
+            }
+            let n = storage.clean_incomplete().await.unwrap_or(0);
+            tracing::info!(leftovers_removed = n, "resuming an interrupted dump");
+            plan
+        }
+        None => {
+            let plan = make_plan(&cfg, &mut ctl, &server, &*storage).await?;
+            storage.put(PLAN_NAME, json(&plan)).await?;
+            plan
+        }
+    };
+    let _ = ctl.disconnect().await;
+
+    // Which chunks are finished already?
+    let mut done: BTreeMap<(usize, u32), ChunkDone> = BTreeMap::new();
+    for obj in storage.list(DONE_PREFIX).await? {
+        let data = storage.read(&obj.name).await?;
+        let marker: ChunkDone = serde_json::from_slice(&data).map_err(|e| {
+            DumpError::Definite(format!("{}: corrupt chunk marker ({e}); delete it to redo that chunk", storage.describe(&obj.name)))
+        })?;
+        done.insert((marker.table, marker.chunk), marker);
+    }
+    let resumed = done.len() as u64;
+    let mut queue = VecDeque::new();
+    if !cfg.no_data {
+        for (ti, t) in plan.tables.iter().enumerate() {
+            for c in &t.chunks {
+                if !done.contains_key(&(ti, c.index)) {
+                    queue.push_back((ti, c.clone()));
+                }
+            }
+        }
+    }
+    let total_chunks: u64 = if cfg.no_data { 0 } else { plan.tables.iter().map(|t| t.chunks.len() as u64).sum() };
+    let counters = Arc::new(Counters::default());
+    counters.chunks_total.store(total_chunks, Ordering::Relaxed);
+    counters.chunks_done.store(resumed, Ordering::Relaxed);
+    let est_rows: u64 = plan.tables.iter().map(|t| t.info.est_rows).sum();
+    let reporter = ProgressReporter::start("dump", cfg.progress, counters.clone(), est_rows, cfg.progress_interval);
+
+    let mut strategy_name = String::from("none");
+    let mut blocked_ms = 0;
+    if !queue.is_empty() {
+        let threads = cfg.threads.clamp(1, queue.len().max(1));
+        let lock_list: Vec<(String, String)> = plan.tables.iter().map(|t| (t.info.db.clone(), t.info.name.clone())).collect();
+        let snaps = consistency::open_snapshots(&cfg.source, &plan.server, cfg.consistency, threads, &lock_list).await?;
+        strategy_name = snaps.strategy.name().to_string();
+        blocked_ms = snaps.blocked.as_millis() as u64;
+        let ctx = Arc::new(WorkerCtx {
+            cfg: cfg.clone(),
+            storage: storage.clone(),
+            plan: plan.clone(),
+            queue: Mutex::new(queue),
+            abort: AtomicBool::new(false),
+            counters: counters.clone(),
+            taken_at: snaps.taken_at.clone(),
+            strategy: strategy_name.clone(),
+        });
+        let mut handles = Vec::new();
+        for (i, w) in snaps.workers.into_iter().enumerate() {
+            let ctx = ctx.clone();
+            handles.push(tokio::spawn(async move { worker_loop(i, ctx, w).await }));
+        }
+        let mut first_err: Option<DumpError> = None;
+        for h in handles {
+            let r = h.await.unwrap_or_else(|e| Err(DumpError::Definite(format!("worker panicked: {e}"))));
+            if let Err(e) = r {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            reporter.finish();
+            return Err(e);
+        }
+        for obj in storage.list(DONE_PREFIX).await? {
+            let data = storage.read(&obj.name).await?;
+            if let Ok(marker) = serde_json::from_slice::<ChunkDone>(&data) {
+                done.insert((marker.table, marker.chunk), marker);
+            }
+        }
+    } else if let Some(m) = done.values().next() {
+        strategy_name = m.strategy.clone();
+    }
+    reporter.finish();
+
+    let manifest = build_manifest(&plan, &done, &cfg, &strategy_name)?;
+    storage.put("metadata", Bytes::from(metadata_text(&plan, &manifest))).await?;
+    storage.put(MANIFEST_NAME, Bytes::from(manifest.to_json())).await?;
+    for obj in storage.list(&format!("{STATE_DIR}/")).await? {
+        let _ = storage.delete(&obj.name).await;
+    }
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let raw: u64 = done.values().map(|d| d.raw_bytes).sum();
+    Ok(DumpSummary {
+        destination: storage.describe(""),
+        consistency: strategy_name,
+        blocked_ms,
+        locations: manifest.locations.iter().map(|l| l.location.to_string()).collect(),
+        tables: manifest.tables.len() as u64,
+        views: manifest.views.len() as u64,
+        chunks: manifest.tables.iter().map(|t| t.chunks.len() as u64).sum(),
+        chunks_resumed: resumed,
+        files: manifest.totals.files,
+        rows: manifest.totals.rows,
+        bytes: manifest.totals.bytes,
+        raw_bytes: raw,
+        elapsed_secs: elapsed,
+        rows_per_sec: manifest.totals.rows as f64 / elapsed.max(1e-9),
+        raw_mb_per_sec: raw as f64 / 1e6 / elapsed.max(1e-9),
+    })
+}
+
+async fn load_plan(storage: &dyn Storage) -> Result<Option<DumpPlan>, DumpError> {
+    if !storage.exists(PLAN_NAME).await? {
+        return Ok(None);
+    }
+    let data = storage.read(PLAN_NAME).await?;
+    let plan: DumpPlan = serde_json::from_slice(&data).map_err(|e| {
+        DumpError::Definite(format!(
+            "{}: unreadable dump state ({e}); remove the {STATE_DIR} directory to start over",
+            storage.describe(PLAN_NAME)
+        ))
+    })?;
+    if plan.version != STATE_VERSION {
+        return Err(DumpError::Definite(format!(
+            "{}: dump state version {} is not {STATE_VERSION}; finish it with the ferry that started it, or start over",
+            storage.describe(PLAN_NAME),
+            plan.version
+        )));
+    }
+    Ok(Some(plan))
+}
+
+async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &ServerInfo, storage: &dyn Storage) -> Result<DumpPlan, DumpError> {
+    ctl.query_drop("SET NAMES binary").await.map_err(|e| DumpError::query("SET NAMES binary", e))?;
+    let (dbs, table_names, views) = schema::discover(ctl, &cfg.filter, !cfg.no_views).await?;
+    if table_names.is_empty() && views.is_empty() {
+        return Err(DumpError::Definite(format!(
+            "no table matches the filter ({}); check -f/--filter rules and the user's privileges",
+            cfg.filter
+        )));
+    }
+    let mut databases = Vec::new();
+    for db in &dbs {
+        let mut entry = DatabaseEntry { name: db.clone(), schema_file: None };
+        if !cfg.no_schemas {
+            let name = format!("{}-schema-create.sql", encode_file_name(db));
+            storage.put(&name, Bytes::from(schema::database_schema(ctl, db).await?)).await?;
+            entry.schema_file = Some(name);
+            if cfg.routines {
+                if let Some(text) = schema::routines_schema(ctl, db).await? {
+                    storage.put(&format!("{}-schema-post.sql", encode_file_name(db)), Bytes::from(text)).await?;
+                }
+            }
+        }
+        databases.push(entry);
+    }
+    let mut tables = Vec::new();
+    for (db, name) in &table_names {
+        let info = schema::describe_table(ctl, db, name).await?;
+        let mut schema_file = None;
+        if !cfg.no_schemas {
+            let fname = format!("{}-schema.sql", info.file_base());
+            storage.put(&fname, Bytes::from(schema::table_schema(ctl, &info).await?)).await?;
+            schema_file = Some(fname);
+            if cfg.triggers {
+                if let Some(text) = schema::triggers_schema(ctl, &info).await? {
+                    storage.put(&format!("{}-schema-triggers.sql", info.file_base()), Bytes::from(text)).await?;
+                }
+            }
+        }
+        let chunks = if cfg.no_data {
+            Vec::new()
+        } else {
+            chunk::plan_table(ctl, &info, cfg.rows, cfg.where_clause.as_deref()).await?
+        };
+        tracing::info!(table = %info.display(), chunks = chunks.len(), key = ?info.chunk_key, est_rows = info.est_rows, "planned");
+        tables.push(TablePlan { info, chunks, schema_file });
+    }
+    let mut view_entries = Vec::new();
+    if !cfg.no_schemas {
+        for v in &views {
+            let (placeholder, view) = schema::view_schema(ctl, v).await?;
+            let base = format!("{}.{}", encode_file_name(&v.db), encode_file_name(&v.name));
+            let placeholder_file = format!("{base}-schema.sql");
+            let schema_file = format!("{base}-schema-view.sql");
+            storage.put(&placeholder_file, Bytes::from(placeholder)).await?;
+            storage.put(&schema_file, Bytes::from(view)).await?;
+            let ViewInfo { db, name } = v.clone();
+            view_entries.push(ViewEntry { database: db, name, schema_file, placeholder_file });
+        }
+    }
+    Ok(DumpPlan {
+        version: STATE_VERSION,
+        fingerprint: cfg.fingerprint(),
+        started_at: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+        server: server.clone(),
+        databases,
+        tables,
+        views: view_entries,
+    })
+}
+
+struct WorkerCtx {
+    cfg: DumpConfig,
+    storage: Arc<dyn Storage>,
+    plan: DumpPlan,
+    queue: Mutex<VecDeque<(usize, ChunkPlan)>>,
+    abort: AtomicBool,
+    counters: Arc<Counters>,
+    taken_at: String,
+    strategy: String,
+}
+
+async fn worker_loop(id: usize, ctx: Arc<WorkerCtx>, mut w: SnapshotWorker) -> Result<(), DumpError> {
+    w.conn
+        .query_drop("SET NAMES binary")
+        .await
+        .map_err(|e| DumpError::query("SET NAMES binary", e))?;
+    w.conn
+        .query_drop("SET SESSION time_zone = '+00:00'")
+        .await
+        .map_err(|e| DumpError::query("SET time_zone", e))?;
+    loop {
+        if ctx.abort.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let next = ctx.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+        let Some((ti, chunk)) = next else { break };
+        let table = &ctx.plan.tables[ti];
+        let span = tracing::info_span!("chunk", worker = id, table = %table.info.display(), chunk = chunk.index);
+        let _enter = span.enter();
+        match dump_chunk(&ctx, &mut w, ti, &chunk).await {
+            Ok(()) => {
+                ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                ctx.abort.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+    // Release the snapshot.
+    let _ = w.conn.query_drop("COMMIT").await;
+    let _ = w.conn.disconnect().await;
+    Ok(())
+}
+
+async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &ChunkPlan) -> Result<(), DumpError> {
+    let cfg = &ctx.cfg;
+    let t = &ctx.plan.tables[ti].info;
+    let base = t.file_base();
+    // Files of an earlier, unfinished attempt at this chunk.
+    for obj in ctx.storage.list(&ChunkWriter::chunk_prefix(&base, chunk.index)).await? {
+        ctx.storage.delete(&obj.name).await?;
+    }
+    let mut conds = Vec::new();
+    if let Some(c) = chunk.condition(&t.chunk_key) {
+        conds.push(c);
+    }
+    if let Some(wc) = &cfg.where_clause {
+        conds.push(format!("({wc})"));
+    }
+    let cond = (!conds.is_empty()).then(|| conds.join(" AND "));
+    let mut sql = format!("SELECT {} FROM {}", t.select_list(&ctx.plan.server), t.qualified());
+    if let Some(c) = &cond {
+        sql.push_str(" WHERE ");
+        sql.push_str(c);
+    }
+    if !t.chunk_key.is_empty() {
+        let key: Vec<String> = t.chunk_key.iter().map(|k| ferry_shared::ident::quote_ident(k)).collect();
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&key.join(","));
+    }
+    let encoder = match cfg.filetype {
+        FileType::Sql => RowEncoder::Sql(SqlEncoder::new(t, cfg.sql.clone())),
+        FileType::Csv => RowEncoder::Csv(CsvEncoder::new(t, cfg.csv.clone())),
+    };
+    let mut writer = ChunkWriter::new(ctx.storage.clone(), encoder, cfg.compression, base, chunk.index, cfg.file_size);
+    let what = format!("reading {} chunk {}", t.display(), chunk.index);
+    {
+        let mut result = w.conn.query_iter(sql).await.map_err(|e| DumpError::query(&what, e))?;
+        let mut pending_rows = 0u64;
+        let mut last_bytes = 0u64;
+        while let Some(row) = result.next().await.map_err(|e| DumpError::query(&what, e))? {
+            let values = row.unwrap();
+            writer.write_row(&values).await?;
+            pending_rows += 1;
+            if pending_rows == 4096 {
+                ctx.counters.add(pending_rows, writer.raw_bytes - last_bytes);
+                last_bytes = writer.raw_bytes;
+                pending_rows = 0;
+            }
+        }
+        ctx.counters.add(pending_rows, 0);
+        let tail_bytes = writer.raw_bytes - last_bytes;
+        ctx.counters.bytes.fetch_add(tail_bytes, Ordering::Relaxed);
+    }
+    let rows = writer.rows;
+    let (files, raw_bytes) = writer.finish().await?;
+    ctx.counters.files.fetch_add(files.len() as u64, Ordering::Relaxed);
+    let checksum = if cfg.checksum {
+        let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
+        let q = checksum::query(&checksum::row_expression(&cols), &t.qualified(), cond.as_deref());
+        let r: Option<(u64, String)> = w.conn.query_first(q).await.map_err(|e| DumpError::query(&format!("checksum of {}", t.display()), e))?;
+        let (crows, sum) = r.unwrap_or((0, "0".into()));
+        if crows != rows {
+            return Err(DumpError::Definite(format!(
+                "{} chunk {}: read {rows} rows but the checksum query in the same snapshot counted {crows}",
+                t.display(),
+                chunk.index
+            )));
+        }
+        Some(ChunkChecksum { rows: crows, sum })
+    } else {
+        None
+    };
+    let marker = ChunkDone {
+        table: ti,
+        chunk: chunk.index,
+        rows,
+        raw_bytes,
+        files,
+        location: w.location.clone(),
+        taken_at: ctx.taken_at.clone(),
+        strategy: ctx.strategy.clone(),
+        checksum,
+    };
+    ctx.storage.put(&done_name(ti, chunk.index), json(&marker)).await?;
+    Ok(())
+}
+
+fn build_manifest(plan: &DumpPlan, done: &BTreeMap<(usize, u32), ChunkDone>, cfg: &DumpConfig, strategy: &str) -> Result<Manifest, DumpError> {
+    let mut locations: Vec<DumpLocation> = Vec::new();
+    let mut tables = Vec::new();
+    let mut totals = Totals::default();
+    for (ti, tp) in plan.tables.iter().enumerate() {
+        let mut chunks = Vec::new();
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        let mut sum = Some("0".to_string());
+        for c in &tp.chunks {
+            let d = done.get(&(ti, c.index)).ok_or_else(|| {
+                DumpError::Definite(format!("internal: chunk {} of {} has no completion record", c.index, tp.info.display()))
+            })?;
+            let loc_index = match &d.location {
+                Some(l) => Some(match locations.iter().position(|x| &x.location == l) {
+                    Some(i) => i,
+                    None => {
+                        locations.push(DumpLocation { location: l.clone(), taken_at: d.taken_at.clone() });
+                        locations.len() - 1
+                    }
+                }),
+                None => None,
+            };
+            rows += d.rows;
+            let fbytes: u64 = d.files.iter().map(|f| f.bytes).sum();
+            bytes += fbytes;
+            totals.files += d.files.len() as u64;
+            sum = match (&sum, &d.checksum) {
+                (Some(s), Some(cs)) => checksum::add_sums(s, &cs.sum),
+                _ => None,
+            };
+            chunks.push(ChunkEntry {
+                index: c.index,
+                lower: c.lower.clone(),
+                upper: c.upper.clone(),
+                location: loc_index,
+                rows: d.rows,
+                files: d.files.clone(),
+                checksum: d.checksum.clone(),
+            });
+        }
+        totals.rows += rows;
+        totals.bytes += bytes;
+        let data_cols: Vec<String> = tp.info.data_columns().map(|c| c.name.clone()).collect();
+        tables.push(TableEntry {
+            database: tp.info.db.clone(),
+            name: tp.info.name.clone(),
+            schema_file: tp.schema_file.clone(),
+            columns: tp
+                .info
+                .columns
+                .iter()
+                .map(|c| ColumnEntry { name: c.name.clone(), column_type: c.column_type.clone(), nullable: c.nullable, generated: c.generated })
+                .collect(),
+            chunk_key: tp.info.chunk_key.clone(),
+            rows,
+            bytes,
+            chunks,
+            checksum: if cfg.checksum && !cfg.no_data {
+                sum.map(|s| TableChecksum {
+                    algorithm: checksum::ALGORITHM.to_string(),
+                    row_expression: checksum::row_expression(&data_cols),
+                    rows,
+                    sum: s,
+                })
+            } else {
+                None
+            },
+        });
+    }
+    totals.tables = tables.len() as u64;
+    Ok(Manifest {
+        format: "ferry-dump".into(),
+        version: MANIFEST_VERSION,
+        tool: format!("ferry {}", env!("CARGO_PKG_VERSION")),
+        started_at: plan.started_at.clone(),
+        finished_at: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+        source: plan.server.clone(),
+        consistency: strategy.to_string(),
+        locations,
+        output: OutputFormat {
+            filetype: match cfg.filetype {
+                FileType::Sql => "sql".into(),
+                FileType::Csv => "csv".into(),
+            },
+            compression: cfg.compression.name().into(),
+            csv: (cfg.filetype == FileType::Csv).then(|| cfg.csv.clone()),
+            charset: "binary".into(),
+            time_zone: "+00:00".into(),
+        },
+        databases: plan.databases.clone(),
+        tables,
+        views: plan.views.clone(),
+        totals,
+    })
+}
+
+/// Dumpling's `metadata` text. With several Locations (a resumed dump) the earliest is shown:
+/// it is where replication must start.
+fn metadata_text(plan: &DumpPlan, m: &Manifest) -> String {
+    let mut s = format!("Started dump at: {}\n", plan.started_at);
+    if let Some((earliest, _)) = m.location_bounds() {
+        s.push_str("SHOW MASTER STATUS:\n");
+        s.push_str(&format!(
+            "\tLog: {}\n\tPos: {}\n\tGTID:{}\n",
+            earliest.pos.file,
+            earliest.pos.pos,
+            earliest.gtid.as_ref().map(ToString::to_string).unwrap_or_default()
+        ));
+    }
+    s.push('\n');
+    s.push_str(&format!("Finished dump at: {}\n", m.finished_at));
+    s
+}

@@ -128,8 +128,10 @@ pub struct ChunkEntry {
     /// Exclusive upper bound, absent for the last chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upper: Option<Vec<String>>,
-    /// Index into `Manifest::locations` of the snapshot this chunk was read at.
-    pub location: usize,
+    /// Index into `Manifest::locations` of the snapshot this chunk was read at (absent when the
+    /// source has no binary log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<usize>,
     pub rows: u64,
     pub files: Vec<FileEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,316 @@
+//! Consistent snapshots: open N worker transactions that all see the same point in the source's
+//! history, and record that point's Location.
+//!
+//! Strategies, lightest first:
+//! - `backup-stage` (MariaDB ≥ 10.4): `BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT` blocks only
+//!   commits while the workers run `START TRANSACTION WITH CONSISTENT SNAPSHOT`; every worker's
+//!   `binlog_snapshot_file/position` must then be equal (asserted), `BINLOG_GTID_POS()` of that
+//!   position gives the GTID state, and `BACKUP STAGE END` releases commits — milliseconds.
+//! - `flush`: a short `FLUSH TABLES WITH READ LOCK` around the snapshot opening; the position is
+//!   `SHOW MASTER STATUS` under the lock.
+//! - `lock`: `LOCK TABLES ... READ` on the dumped tables (no RELOAD privilege needed).
+//! - `snapshot` (MariaDB, lock-free): each worker opens its own snapshot with no lock at all and
+//!   records its own exact position (`binlog_snapshot_*`). Chunks carry their worker's Location,
+//!   so the dump may hold several; catchup starts at the earliest and applies idempotently until
+//!   the latest, which makes the target converge exactly. With `--threads 1` it is one snapshot.
+//! - `none`: no coordination; the position is read before the workers start (approximate).
+//!
+//! `auto` tries `backup-stage` (MariaDB), then `flush`, then `lock`, logging each fallback.
+
+use crate::error::DumpError;
+use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::ident::qualified;
+use ferry_shared::{BinlogPos, Flavor, GtidSet, Location};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    Auto,
+    BackupStage,
+    Flush,
+    Lock,
+    Snapshot,
+    None,
+}
+
+impl Consistency {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Consistency::Auto => "auto",
+            Consistency::BackupStage => "backup-stage",
+            Consistency::Flush => "flush",
+            Consistency::Lock => "lock",
+            Consistency::Snapshot => "snapshot",
+            Consistency::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for Consistency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Consistency::Auto,
+            "backup-stage" => Consistency::BackupStage,
+            "flush" => Consistency::Flush,
+            "lock" => Consistency::Lock,
+            "snapshot" => Consistency::Snapshot,
+            "none" => Consistency::None,
+            other => return Err(format!("unknown consistency `{other}` (auto, backup-stage, flush, lock, snapshot, none)")),
+        })
+    }
+}
+
+/// A worker connection inside its snapshot transaction, and the Location it reads at.
+pub struct SnapshotWorker {
+    pub conn: Conn,
+    pub location: Option<Location>,
+}
+
+pub struct SnapshotSet {
+    pub workers: Vec<SnapshotWorker>,
+    pub strategy: Consistency,
+    /// How long commits (backup-stage) or tables (flush/lock) were blocked.
+    pub blocked: Duration,
+    pub taken_at: String,
+}
+
+/// Opens `n` snapshot connections with the requested strategy (falling back under `auto`).
+pub async fn open_snapshots(
+    spec: &ConnSpec,
+    server: &ServerInfo,
+    requested: Consistency,
+    n: usize,
+    tables: &[(String, String)],
+) -> Result<SnapshotSet, DumpError> {
+    let candidates: Vec<Consistency> = match requested {
+        Consistency::Auto => match server.flavor {
+            Flavor::Mariadb if server.at_least(10, 4) => vec![Consistency::BackupStage, Consistency::Flush, Consistency::Lock],
+            Flavor::Tidb => vec![Consistency::None],
+            _ => vec![Consistency::Flush, Consistency::Lock],
+        },
+        other => vec![other],
+    };
+    let mut failures = Vec::new();
+    for strategy in &candidates {
+        match try_strategy(spec, server, *strategy, n, tables).await {
+            Ok(set) => {
+                if !failures.is_empty() {
+                    tracing::warn!(strategy = strategy.name(), "fell back to `{}` after: {}", strategy.name(), failures.join("; "));
+                }
+                return Ok(set);
+            }
+            Err(e) if requested == Consistency::Auto && !e.is_transient() => {
+                tracing::warn!(strategy = strategy.name(), error = %e, "consistency strategy unavailable, trying the next");
+                failures.push(format!("{}: {e}", strategy.name()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DumpError::Definite(format!(
+        "no consistency strategy worked ({}); grant RELOAD (backup-stage/flush) or LOCK TABLES (lock), or pass --consistency snapshot|none",
+        failures.join("; ")
+    )))
+}
+
+async fn begin_snapshot(conn: &mut Conn) -> Result<(), mysql_async::Error> {
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    conn.query_drop("START TRANSACTION /*!40108 WITH CONSISTENT SNAPSHOT */").await
+}
+
+/// MariaDB: the exact binlog position of this session's snapshot.
+async fn snapshot_position(conn: &mut Conn) -> Result<Option<BinlogPos>, mysql_async::Error> {
+    let rows: Vec<(String, String)> = conn.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await?;
+    let mut file = None;
+    let mut pos = None;
+    for (k, v) in rows {
+        match k.to_ascii_lowercase().as_str() {
+            "binlog_snapshot_file" => file = Some(v),
+            "binlog_snapshot_position" => pos = v.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    Ok(match (file, pos) {
+        (Some(f), Some(p)) if !f.is_empty() => Some(BinlogPos::new(f, p)),
+        _ => None,
+    })
+}
+
+async fn mariadb_gtid_at(conn: &mut Conn, pos: &BinlogPos) -> Result<Option<GtidSet>, DumpError> {
+    let g: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&pos.file, pos.pos))
+        .await
+        .map_err(|e| DumpError::query("BINLOG_GTID_POS", e))?;
+    match g.flatten() {
+        Some(s) => GtidSet::parse_mariadb(&s).map(Some).map_err(|e| DumpError::Definite(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// `SHOW MASTER STATUS` plus the flavour's GTID state; None when binary logging is off.
+pub async fn master_status(conn: &mut Conn, server: &ServerInfo) -> Result<Option<Location>, DumpError> {
+    let row: Option<mysql_async::Row> = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(|e| DumpError::query("SHOW MASTER STATUS (needs BINLOG MONITOR / REPLICATION CLIENT)", e))?;
+    let Some(row) = row else { return Ok(None) };
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    let (Some(file), Some(pos)) = (file, pos) else { return Ok(None) };
+    let bp = BinlogPos::new(file, pos);
+    let gtid = match server.flavor {
+        Flavor::Mariadb => {
+            let g: Option<String> = conn
+                .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+                .await
+                .map_err(|e| DumpError::query("reading gtid_binlog_pos", e))?;
+            match g {
+                Some(s) => Some(GtidSet::parse_mariadb(&s).map_err(|e| DumpError::Definite(e.to_string()))?),
+                None => None,
+            }
+        }
+        _ => {
+            let g: Option<String> = row.get(4);
+            match g.filter(|s| !s.trim().is_empty()) {
+                Some(s) => Some(GtidSet::parse_mysql(&s.replace('\n', "")).map_err(|e| DumpError::Definite(e.to_string()))?),
+                None => None,
+            }
+        }
+    };
+    Ok(Some(Location::new(bp, gtid)))
+}
+
+async fn connect_workers(spec: &ConnSpec, n: usize) -> Result<Vec<Conn>, DumpError> {
+    let futs = (0..n).map(|_| spec.connect());
+    let conns = futures::future::try_join_all(futs).await?;
+    Ok(conns)
+}
+
+async fn try_strategy(
+    spec: &ConnSpec,
+    server: &ServerInfo,
+    strategy: Consistency,
+    n: usize,
+    tables: &[(String, String)],
+) -> Result<SnapshotSet, DumpError> {
+    let mut ctl = spec.connect().await?;
+    let mut conns = connect_workers(spec, n).await?;
+    let taken_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let what = strategy.name();
+    let mut blocked = Duration::ZERO;
+    let mut workers = Vec::with_capacity(n);
+    match strategy {
+        Consistency::BackupStage | Consistency::Snapshot => {
+            if server.flavor != Flavor::Mariadb {
+                return Err(DumpError::Definite(format!(
+                    "--consistency {what} needs MariaDB (binlog_snapshot_file/position); this server is {} {}: use flush or lock",
+                    server.flavor, server.version
+                )));
+            }
+            let t0 = Instant::now();
+            if strategy == Consistency::BackupStage {
+                ctl.query_drop("BACKUP STAGE START").await.map_err(|e| DumpError::query("BACKUP STAGE START (needs RELOAD)", e))?;
+                if let Err(e) = ctl.query_drop("BACKUP STAGE BLOCK_COMMIT").await {
+                    let _ = ctl.query_drop("BACKUP STAGE END").await;
+                    return Err(DumpError::query("BACKUP STAGE BLOCK_COMMIT", e));
+                }
+            }
+            let opened = futures::future::join_all(conns.iter_mut().map(|c| async move {
+                begin_snapshot(c).await?;
+                snapshot_position(c).await
+            }))
+            .await;
+            if strategy == Consistency::BackupStage {
+                let end = ctl.query_drop("BACKUP STAGE END").await;
+                blocked = t0.elapsed();
+                end.map_err(|e| DumpError::query("BACKUP STAGE END", e))?;
+            }
+            let mut positions = Vec::with_capacity(n);
+            for r in opened {
+                positions.push(r.map_err(|e| DumpError::query("opening snapshot", e))?);
+            }
+            if strategy == Consistency::BackupStage && positions.windows(2).any(|w| w[0] != w[1]) {
+                return Err(DumpError::Transient(format!(
+                    "worker snapshots are at different binlog positions under BLOCK_COMMIT ({positions:?}); retry"
+                )));
+            }
+            for (conn, pos) in conns.into_iter().zip(positions) {
+                let location = match pos {
+                    Some(p) => {
+                        let g = mariadb_gtid_at(&mut ctl, &p).await?;
+                        Some(Location::new(p, g))
+                    }
+                    None => None,
+                };
+                workers.push(SnapshotWorker { conn, location });
+            }
+        }
+        Consistency::Flush | Consistency::Lock => {
+            let t0 = Instant::now();
+            if strategy == Consistency::Flush {
+                ctl.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|e| DumpError::query("FLUSH TABLES WITH READ LOCK (needs RELOAD)", e))?;
+            } else {
+                if tables.is_empty() {
+                    return Err(DumpError::Definite("--consistency lock: no tables to lock".into()));
+                }
+                let list: Vec<String> = tables.iter().map(|(d, t)| format!("{} READ", qualified(d, t))).collect();
+                ctl.query_drop(format!("LOCK TABLES {}", list.join(",")))
+                    .await
+                    .map_err(|e| DumpError::query("LOCK TABLES (needs LOCK TABLES and SELECT)", e))?;
+            }
+            let opened = futures::future::join_all(conns.iter_mut().map(begin_snapshot)).await;
+            let status = master_status(&mut ctl, server).await;
+            let mut positions = Vec::new();
+            if server.flavor == Flavor::Mariadb {
+                for c in conns.iter_mut() {
+                    positions.push(snapshot_position(c).await.ok().flatten());
+                }
+            }
+            let unlock = ctl.query_drop("UNLOCK TABLES").await;
+            blocked = t0.elapsed();
+            for r in opened {
+                r.map_err(|e| DumpError::query("opening snapshot", e))?;
+            }
+            unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
+            if positions.windows(2).any(|w| w[0] != w[1]) {
+                return Err(DumpError::Transient(format!("worker snapshots differ under {what} ({positions:?}); retry")));
+            }
+            let location = status?;
+            for conn in conns {
+                workers.push(SnapshotWorker { conn, location: location.clone() });
+            }
+        }
+        Consistency::None => {
+            let location = master_status(&mut ctl, server).await.unwrap_or(None);
+            for c in conns.iter_mut() {
+                begin_snapshot(c).await.map_err(|e| DumpError::query("opening transaction", e))?;
+            }
+            for conn in conns {
+                workers.push(SnapshotWorker { conn, location: location.clone() });
+            }
+        }
+        Consistency::Auto => return Err(DumpError::Definite("internal: auto is not a strategy".into())),
+    }
+    let _ = ctl.disconnect().await;
+    tracing::info!(
+        strategy = what,
+        blocked_ms = blocked.as_millis() as u64,
+        location = workers.first().and_then(|w| w.location.as_ref()).map(ToString::to_string).unwrap_or_else(|| "none (binary log off)".into()),
+        "consistent snapshot opened on {} connections; {} blocked for {} ms",
+        workers.len(),
+        match strategy {
+            Consistency::BackupStage => "commits were",
+            Consistency::Flush | Consistency::Lock => "tables were",
+            _ => "nothing was",
+        },
+        blocked.as_millis()
+    );
+    Ok(SnapshotSet {
+        workers,
+        strategy,
+        blocked,
+        taken_at,
+    })
+}

@@ -1,0 +1,189 @@
+//! Test harness: real MariaDB servers (never mocks) and helpers to run the `ferry` binary.
+//!
+//! Servers come from the environment that `scripts/test.sh` sets up (`scripts/servers.sh`), or,
+//! when a test binary runs alone, from a sandbox this harness starts in a temp dir with a
+//! watchdog that stops it when the test process exits — even when it is killed.
+//! Every test works in databases of its own (`unique_db`), so tests run in parallel.
+#![allow(dead_code)]
+
+use mysql_async::prelude::Queryable;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+pub struct Servers {
+    pub source_url: String,
+    pub target_url: String,
+    pub source_port: u16,
+    pub target_port: u16,
+    pub password_file: Option<PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn parse_env_file(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+        .collect()
+}
+
+pub fn servers() -> &'static Servers {
+    static S: OnceLock<Servers> = OnceLock::new();
+    S.get_or_init(|| {
+        if let (Ok(src), Ok(tgt)) = (std::env::var("FERRY_TEST_SOURCE_URL"), std::env::var("FERRY_TEST_TARGET_URL")) {
+            return Servers {
+                source_port: port_of(&src),
+                target_port: port_of(&tgt),
+                source_url: src,
+                target_url: tgt,
+                password_file: std::env::var("FERRY_TEST_PASSWORD_FILE").ok().map(PathBuf::from),
+                _dir: None,
+            };
+        }
+        let dir = tempfile::Builder::new().prefix("ferry-test-").tempdir().expect("temp dir");
+        let script = repo_root().join("scripts/servers.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .args(["start", "--dir"])
+            .arg(dir.path())
+            .args(["--owner-pid", &std::process::id().to_string()])
+            .status()
+            .expect("run scripts/servers.sh");
+        assert!(status.success(), "scripts/servers.sh start failed");
+        let env = std::fs::read_to_string(dir.path().join("env")).expect("servers env file");
+        let vars = parse_env_file(&env);
+        let src = vars["FERRY_TEST_SOURCE_URL"].clone();
+        let tgt = vars["FERRY_TEST_TARGET_URL"].clone();
+        Servers {
+            source_port: port_of(&src),
+            target_port: port_of(&tgt),
+            source_url: src,
+            target_url: tgt,
+            password_file: vars.get("FERRY_TEST_PASSWORD_FILE").map(PathBuf::from),
+            _dir: Some(dir),
+        }
+    })
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("port in URL")
+}
+
+pub async fn connect(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from_url(url).expect("url");
+    let opts = mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false);
+    mysql_async::Conn::new(opts).await.expect("connect")
+}
+
+pub async fn source() -> mysql_async::Conn {
+    connect(&servers().source_url).await
+}
+
+pub async fn target() -> mysql_async::Conn {
+    connect(&servers().target_url).await
+}
+
+/// A database name no other test uses: `<prefix>_<pid>_<n>`.
+pub fn unique_db(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `ferry` binary under test.
+pub fn ferry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
+    c
+}
+
+/// Runs a command, returning stdout; panics with stdout/stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "command failed ({:?}): {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status, cmd);
+    stdout
+}
+
+/// `ferry dump --source <source> --to <dir> --progress off <args>`.
+pub fn dump(to: &Path, args: &[&str]) -> String {
+    run_ok(ferry().args(["dump", "--source", &servers().source_url, "--progress", "off", "--to"]).arg(to).args(args))
+}
+
+/// The plain `mariadb` client on a test server.
+pub fn mariadb_client(port: u16) -> Command {
+    let mut c = Command::new("mariadb");
+    c.args(["-h127.0.0.1", &format!("-P{port}"), "-uroot", "--default-character-set=binary"]);
+    c
+}
+
+/// Replays SQL files into the target with the plain client, in order.
+pub fn replay_sql_files(files: &[PathBuf], db: Option<&str>) {
+    for f in files {
+        let mut c = mariadb_client(servers().target_port);
+        if let Some(d) = db {
+            c.arg(d);
+        }
+        let data = read_maybe_compressed(f);
+        let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("mariadb client");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(&data).expect("write sql");
+        }
+        let out = child.wait_with_output().expect("mariadb client");
+        assert!(out.status.success(), "replaying {} failed: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+pub fn read_maybe_compressed(f: &Path) -> Vec<u8> {
+    let raw = std::fs::read(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+    let name = f.to_string_lossy();
+    if name.ends_with(".zst") {
+        zstd::decode_all(&raw[..]).expect("zstd")
+    } else if name.ends_with(".gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gzip");
+        out
+    } else {
+        raw
+    }
+}
+
+/// Files in `dir` whose names satisfy `pred`, sorted.
+pub fn files_matching(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&pred))
+        .collect();
+    v.sort();
+    v
+}
+
+pub async fn checksum_table(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Option<u64> {
+    let q = format!("CHECKSUM TABLE `{}`.`{}`", db.replace('`', "``"), table.replace('`', "``"));
+    let row: Option<(String, Option<u64>)> = conn.query_first(q).await.expect("checksum");
+    row.and_then(|r| r.1)
+}
+
+pub async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
+    conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+pub fn shared_dir() -> PathBuf {
+    repo_root().join("../shared")
+}
+
+pub fn manifest(dir: &Path) -> serde_json::Value {
+    let data = std::fs::read(dir.join("ferry-manifest.json")).expect("manifest");
+    serde_json::from_slice(&data).expect("manifest json")
+}
