@@ -121,9 +121,13 @@ pub struct DumpArgs {
 /// Parses sizes such as `1000000`, `256MiB`, `1GB`, `64k`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size `{s}` (examples: 1000000, 256MiB, 1GB)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size `{s}` (examples: 1000000, 256MiB, 1GB)"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
@@ -144,7 +148,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn unescape_terminator(s: &str) -> String {
-    s.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t")
+    s.replace("\\r", "\r")
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
 }
 
 fn usage(msg: impl std::fmt::Display) -> u8 {
@@ -154,9 +160,14 @@ fn usage(msg: impl std::fmt::Display) -> u8 {
 
 fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
     let source = ConnSpec::parse(&a.source)
-        .and_then(|s| s.with_password_from("FERRY_SOURCE_PASSWORD", a.source_password_file.as_deref()))
+        .and_then(|s| {
+            s.with_password_from("FERRY_SOURCE_PASSWORD", a.source_password_file.as_deref())
+        })
         .map_err(usage)?;
-    let source = ConnSpec { ssl_ca: a.source_ssl_ca.clone(), ..source };
+    let source = ConnSpec {
+        ssl_ca: a.source_ssl_ca.clone(),
+        ..source
+    };
     if a.threads == 0 || a.threads > 256 {
         return Err(usage("--threads must be between 1 and 256"));
     }
@@ -188,7 +199,12 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         }
         _ => Compression::None,
     };
-    let file_size = a.filesize.as_deref().map(parse_size).transpose().map_err(usage)?;
+    let file_size = a
+        .filesize
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(usage)?;
     if a.csv_separator.is_empty() {
         return Err(usage("--csv-separator must not be empty"));
     }
@@ -206,11 +222,24 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
     Ok(DumpConfig {
         source,
         to: a.to,
-        s3: S3Options { endpoint: a.s3_endpoint, region: a.s3_region, force_path_style: None, part_size: None },
+        s3: S3Options {
+            endpoint: a.s3_endpoint,
+            region: a.s3_region,
+            force_path_style: None,
+            part_size: None,
+        },
         threads: a.threads,
         rows: a.rows,
-        filetype: if a.filetype == "csv" { FileType::Csv } else { FileType::Sql },
-        sql: SqlOptions { statement_size: a.statement_size.max(1), complete_insert: a.complete_insert, escape_backslash: a.escape_backslash },
+        filetype: if a.filetype == "csv" {
+            FileType::Csv
+        } else {
+            FileType::Sql
+        },
+        sql: SqlOptions {
+            statement_size: a.statement_size.max(1),
+            complete_insert: a.complete_insert,
+            escape_backslash: a.escape_backslash,
+        },
         csv: CsvDialect {
             separator: a.csv_separator,
             delimiter: a.csv_delimiter,
@@ -252,12 +281,18 @@ fn print_summary(s: &DumpSummary, mode: OutputMode) {
                 s.raw_mb_per_sec
             );
             println!("  destination: {}", s.destination);
-            println!("  consistency: {} (blocked {} ms)", s.consistency, s.blocked_ms);
+            println!(
+                "  consistency: {} (blocked {} ms)",
+                s.consistency, s.blocked_ms
+            );
             for l in &s.locations {
                 println!("  location:    {l}");
             }
             if s.chunks_resumed > 0 {
-                println!("  resumed:     {} of {} chunks were done by an earlier run", s.chunks_resumed, s.chunks);
+                println!(
+                    "  resumed:     {} of {} chunks were done by an earlier run",
+                    s.chunks_resumed, s.chunks
+                );
             }
         }
     }

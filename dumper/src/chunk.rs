@@ -62,8 +62,17 @@ fn compare(key: &[String], vals: &[String], op: &str) -> String {
     format!("({expr})")
 }
 
-pub async fn plan_table(conn: &mut Conn, t: &TableInfo, rows_per_chunk: Option<u64>, where_clause: Option<&str>) -> Result<Vec<ChunkPlan>, DumpError> {
-    let whole = vec![ChunkPlan { index: 0, lower: None, upper: None }];
+pub async fn plan_table(
+    conn: &mut Conn,
+    t: &TableInfo,
+    rows_per_chunk: Option<u64>,
+    where_clause: Option<&str>,
+) -> Result<Vec<ChunkPlan>, DumpError> {
+    let whole = vec![ChunkPlan {
+        index: 0,
+        lower: None,
+        upper: None,
+    }];
     let Some(target) = rows_per_chunk.filter(|r| *r > 0) else {
         return Ok(whole);
     };
@@ -77,7 +86,12 @@ pub async fn plan_table(conn: &mut Conn, t: &TableInfo, rows_per_chunk: Option<u
     }
 }
 
-async fn plan_integer(conn: &mut Conn, t: &TableInfo, target: u64, where_clause: Option<&str>) -> Result<Vec<ChunkPlan>, DumpError> {
+async fn plan_integer(
+    conn: &mut Conn,
+    t: &TableInfo,
+    target: u64,
+    where_clause: Option<&str>,
+) -> Result<Vec<ChunkPlan>, DumpError> {
     let key = quote_ident(&t.chunk_key[0]);
     let table = t.qualified();
     let what = format!("planning chunks of {}", t.display());
@@ -88,10 +102,14 @@ async fn plan_integer(conn: &mut Conn, t: &TableInfo, target: u64, where_clause:
         .map_err(|e| DumpError::query(&what, e))?
         .unwrap_or((None, None));
     let (Some(min), Some(max)) = (min, max) else {
-        return Ok(vec![ChunkPlan { index: 0, lower: None, upper: None }]);
+        return Ok(vec![ChunkPlan {
+            index: 0,
+            lower: None,
+            upper: None,
+        }]);
     };
     let _ = where_clause; // bounds cover the key space; --where applies when reading
-    // Ranges are inclusive [lo, hi] and both ends hold a row.
+                          // Ranges are inclusive [lo, hi] and both ends hold a row.
     let mut pending = vec![(min, max)];
     let mut done: Vec<(i128, i128, u64)> = Vec::new();
     while let Some((lo, hi)) = pending.pop() {
@@ -102,12 +120,17 @@ async fn plan_integer(conn: &mut Conn, t: &TableInfo, target: u64, where_clause:
         }
         let mid = lo + (hi - lo) / 2;
         let left_hi: Option<i128> = conn
-            .query_first(format!("SELECT MAX({key}) FROM {table} WHERE {key} BETWEEN {lo} AND {mid}"))
+            .query_first(format!(
+                "SELECT MAX({key}) FROM {table} WHERE {key} BETWEEN {lo} AND {mid}"
+            ))
             .await
             .map_err(|e| DumpError::query(&what, e))?
             .flatten();
         let right_lo: Option<i128> = conn
-            .query_first(format!("SELECT MIN({key}) FROM {table} WHERE {key} BETWEEN {} AND {hi}", mid + 1))
+            .query_first(format!(
+                "SELECT MIN({key}) FROM {table} WHERE {key} BETWEEN {} AND {hi}",
+                mid + 1
+            ))
             .await
             .map_err(|e| DumpError::query(&what, e))?
             .flatten();
@@ -131,18 +154,32 @@ async fn plan_integer(conn: &mut Conn, t: &TableInfo, target: u64, where_clause:
             acc = est;
         }
     }
-    Ok(bounds_to_chunks(starts.into_iter().map(|s| vec![s.to_string()]).collect()))
+    Ok(bounds_to_chunks(
+        starts.into_iter().map(|s| vec![s.to_string()]).collect(),
+    ))
 }
 
 /// Optimizer row estimate for `key BETWEEN lo AND hi` (index dives; no scan).
-async fn estimate(conn: &mut Conn, table: &str, key: &str, lo: i128, hi: i128, what: &str) -> Result<u64, DumpError> {
+async fn estimate(
+    conn: &mut Conn,
+    table: &str,
+    key: &str,
+    lo: i128,
+    hi: i128,
+    what: &str,
+) -> Result<u64, DumpError> {
     let rows: Vec<Row> = conn
-        .query(format!("EXPLAIN SELECT {key} FROM {table} WHERE {key} BETWEEN {lo} AND {hi}"))
+        .query(format!(
+            "EXPLAIN SELECT {key} FROM {table} WHERE {key} BETWEEN {lo} AND {hi}"
+        ))
         .await
         .map_err(|e| DumpError::query(what, e))?;
     let mut est = 0u64;
     for row in rows {
-        let idx = row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case("rows"));
+        let idx = row
+            .columns_ref()
+            .iter()
+            .position(|c| c.name_str().eq_ignore_ascii_case("rows"));
         if let Some(i) = idx {
             let v: Option<Value> = row.as_ref(i).cloned();
             if let Some(Value::Bytes(b)) = v {
@@ -158,16 +195,29 @@ async fn estimate(conn: &mut Conn, table: &str, key: &str, lo: i128, hi: i128, w
 }
 
 /// Keyset walk for non-integer or composite keys.
-async fn plan_keyset(conn: &mut Conn, t: &TableInfo, target: u64, _where: Option<&str>) -> Result<Vec<ChunkPlan>, DumpError> {
+async fn plan_keyset(
+    conn: &mut Conn,
+    t: &TableInfo,
+    target: u64,
+    _where: Option<&str>,
+) -> Result<Vec<ChunkPlan>, DumpError> {
     if t.est_rows <= target + target / 2 && t.est_rows > 0 {
-        return Ok(vec![ChunkPlan { index: 0, lower: None, upper: None }]);
+        return Ok(vec![ChunkPlan {
+            index: 0,
+            lower: None,
+            upper: None,
+        }]);
     }
     let what = format!("planning chunks of {}", t.display());
     let cols: Vec<String> = t.chunk_key.iter().map(|c| quote_ident(c)).collect();
     let key_cols: Vec<_> = t
         .chunk_key
         .iter()
-        .map(|c| t.column(c).cloned().ok_or_else(|| DumpError::Definite(format!("{what}: key column {c} not found"))))
+        .map(|c| {
+            t.column(c)
+                .cloned()
+                .ok_or_else(|| DumpError::Definite(format!("{what}: key column {c} not found")))
+        })
         .collect::<Result<_, _>>()?;
     let mut starts: Vec<Vec<String>> = Vec::new();
     let mut last: Option<Vec<String>> = None;
@@ -183,13 +233,22 @@ async fn plan_keyset(conn: &mut Conn, t: &TableInfo, target: u64, _where: Option
             // The first chunk starts at the first row; later ones at the row after `last`.
             off = if last.is_none() { target } else { target - 1 },
         );
-        let row: Option<Row> = conn.query_first(sql).await.map_err(|e| DumpError::query(&what, e))?;
+        let row: Option<Row> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| DumpError::query(&what, e))?;
         let Some(row) = row else { break };
         let mut vals = Vec::with_capacity(key_cols.len());
         for (i, c) in key_cols.iter().enumerate() {
             match row.as_ref(i) {
                 Some(Value::Bytes(b)) => vals.push(key_literal(c, b)),
-                _ => return Ok(vec![ChunkPlan { index: 0, lower: None, upper: None }]),
+                _ => {
+                    return Ok(vec![ChunkPlan {
+                        index: 0,
+                        lower: None,
+                        upper: None,
+                    }])
+                }
             }
         }
         starts.push(vals.clone());
@@ -212,7 +271,11 @@ fn bounds_to_chunks(starts: Vec<Vec<String>>) -> Vec<ChunkPlan> {
     for i in 0..n {
         let lower = if i == 0 { None } else { starts.get(i).cloned() };
         let upper = starts.get(i + 1).cloned();
-        out.push(ChunkPlan { index: i as u32, lower, upper });
+        out.push(ChunkPlan {
+            index: i as u32,
+            lower,
+            upper,
+        });
     }
     out
 }
@@ -224,10 +287,28 @@ mod tests {
     #[test]
     fn composite_comparison() {
         let key = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(compare(&key, &["1".into(), "'x'".into()], ">="), "((`a` > 1 OR (`a` = 1 AND `b` >= 'x')))");
-        let c = ChunkPlan { index: 1, lower: Some(vec!["5".into()]), upper: Some(vec!["9".into()]) };
-        assert_eq!(c.condition(&["id".into()]).unwrap(), "(`id` >= 5) AND (`id` < 9)");
-        assert_eq!(ChunkPlan { index: 0, lower: None, upper: None }.condition(&["id".into()]), None);
+        assert_eq!(
+            compare(&key, &["1".into(), "'x'".into()], ">="),
+            "((`a` > 1 OR (`a` = 1 AND `b` >= 'x')))"
+        );
+        let c = ChunkPlan {
+            index: 1,
+            lower: Some(vec!["5".into()]),
+            upper: Some(vec!["9".into()]),
+        };
+        assert_eq!(
+            c.condition(&["id".into()]).unwrap(),
+            "(`id` >= 5) AND (`id` < 9)"
+        );
+        assert_eq!(
+            ChunkPlan {
+                index: 0,
+                lower: None,
+                upper: None
+            }
+            .condition(&["id".into()]),
+            None
+        );
     }
 
     #[test]

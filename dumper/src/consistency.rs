@@ -58,7 +58,9 @@ impl std::str::FromStr for Consistency {
             "lock" => Consistency::Lock,
             "snapshot" => Consistency::Snapshot,
             "none" => Consistency::None,
-            other => return Err(format!("unknown consistency `{other}` (auto, backup-stage, flush, lock, snapshot, none)")),
+            other => return Err(format!(
+                "unknown consistency `{other}` (auto, backup-stage, flush, lock, snapshot, none)"
+            )),
         })
     }
 }
@@ -87,7 +89,11 @@ pub async fn open_snapshots(
 ) -> Result<SnapshotSet, DumpError> {
     let candidates: Vec<Consistency> = match requested {
         Consistency::Auto => match server.flavor {
-            Flavor::Mariadb if server.at_least(10, 4) => vec![Consistency::BackupStage, Consistency::Flush, Consistency::Lock],
+            Flavor::Mariadb if server.at_least(10, 4) => vec![
+                Consistency::BackupStage,
+                Consistency::Flush,
+                Consistency::Lock,
+            ],
             Flavor::Tidb => vec![Consistency::None],
             _ => vec![Consistency::Flush, Consistency::Lock],
         },
@@ -98,7 +104,12 @@ pub async fn open_snapshots(
         match try_strategy(spec, server, *strategy, n, tables).await {
             Ok(set) => {
                 if !failures.is_empty() {
-                    tracing::warn!(strategy = strategy.name(), "fell back to `{}` after: {}", strategy.name(), failures.join("; "));
+                    tracing::warn!(
+                        strategy = strategy.name(),
+                        "fell back to `{}` after: {}",
+                        strategy.name(),
+                        failures.join("; ")
+                    );
                 }
                 return Ok(set);
             }
@@ -116,13 +127,17 @@ pub async fn open_snapshots(
 }
 
 async fn begin_snapshot(conn: &mut Conn) -> Result<(), mysql_async::Error> {
-    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
-    conn.query_drop("START TRANSACTION /*!40108 WITH CONSISTENT SNAPSHOT */").await
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    conn.query_drop("START TRANSACTION /*!40108 WITH CONSISTENT SNAPSHOT */")
+        .await
 }
 
 /// MariaDB: the exact binlog position of this session's snapshot.
 async fn snapshot_position(conn: &mut Conn) -> Result<Option<BinlogPos>, mysql_async::Error> {
-    let rows: Vec<(String, String)> = conn.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await?;
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+        .await?;
     let mut file = None;
     let mut pos = None;
     for (k, v) in rows {
@@ -144,21 +159,31 @@ async fn mariadb_gtid_at(conn: &mut Conn, pos: &BinlogPos) -> Result<Option<Gtid
         .await
         .map_err(|e| DumpError::query("BINLOG_GTID_POS", e))?;
     match g.flatten() {
-        Some(s) => GtidSet::parse_mariadb(&s).map(Some).map_err(|e| DumpError::Definite(e.to_string())),
+        Some(s) => GtidSet::parse_mariadb(&s)
+            .map(Some)
+            .map_err(|e| DumpError::Definite(e.to_string())),
         None => Ok(None),
     }
 }
 
 /// `SHOW MASTER STATUS` plus the flavour's GTID state; None when binary logging is off.
-pub async fn master_status(conn: &mut Conn, server: &ServerInfo) -> Result<Option<Location>, DumpError> {
-    let row: Option<mysql_async::Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|e| DumpError::query("SHOW MASTER STATUS (needs BINLOG MONITOR / REPLICATION CLIENT)", e))?;
+pub async fn master_status(
+    conn: &mut Conn,
+    server: &ServerInfo,
+) -> Result<Option<Location>, DumpError> {
+    let row: Option<mysql_async::Row> =
+        conn.query_first("SHOW MASTER STATUS").await.map_err(|e| {
+            DumpError::query(
+                "SHOW MASTER STATUS (needs BINLOG MONITOR / REPLICATION CLIENT)",
+                e,
+            )
+        })?;
     let Some(row) = row else { return Ok(None) };
     let file: Option<String> = row.get(0);
     let pos: Option<u64> = row.get(1);
-    let (Some(file), Some(pos)) = (file, pos) else { return Ok(None) };
+    let (Some(file), Some(pos)) = (file, pos) else {
+        return Ok(None);
+    };
     let bp = BinlogPos::new(file, pos);
     let gtid = match server.flavor {
         Flavor::Mariadb => {
@@ -167,14 +192,19 @@ pub async fn master_status(conn: &mut Conn, server: &ServerInfo) -> Result<Optio
                 .await
                 .map_err(|e| DumpError::query("reading gtid_binlog_pos", e))?;
             match g {
-                Some(s) => Some(GtidSet::parse_mariadb(&s).map_err(|e| DumpError::Definite(e.to_string()))?),
+                Some(s) => Some(
+                    GtidSet::parse_mariadb(&s).map_err(|e| DumpError::Definite(e.to_string()))?,
+                ),
                 None => None,
             }
         }
         _ => {
             let g: Option<String> = row.get(4);
             match g.filter(|s| !s.trim().is_empty()) {
-                Some(s) => Some(GtidSet::parse_mysql(&s.replace('\n', "")).map_err(|e| DumpError::Definite(e.to_string()))?),
+                Some(s) => Some(
+                    GtidSet::parse_mysql(&s.replace('\n', ""))
+                        .map_err(|e| DumpError::Definite(e.to_string()))?,
+                ),
                 None => None,
             }
         }
@@ -211,7 +241,9 @@ async fn try_strategy(
             }
             let t0 = Instant::now();
             if strategy == Consistency::BackupStage {
-                ctl.query_drop("BACKUP STAGE START").await.map_err(|e| DumpError::query("BACKUP STAGE START (needs RELOAD)", e))?;
+                ctl.query_drop("BACKUP STAGE START")
+                    .await
+                    .map_err(|e| DumpError::query("BACKUP STAGE START (needs RELOAD)", e))?;
                 if let Err(e) = ctl.query_drop("BACKUP STAGE BLOCK_COMMIT").await {
                     let _ = ctl.query_drop("BACKUP STAGE END").await;
                     return Err(DumpError::query("BACKUP STAGE BLOCK_COMMIT", e));
@@ -250,15 +282,26 @@ async fn try_strategy(
         Consistency::Flush | Consistency::Lock => {
             let t0 = Instant::now();
             if strategy == Consistency::Flush {
-                ctl.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|e| DumpError::query("FLUSH TABLES WITH READ LOCK (needs RELOAD)", e))?;
+                ctl.query_drop("FLUSH TABLES WITH READ LOCK")
+                    .await
+                    .map_err(|e| {
+                        DumpError::query("FLUSH TABLES WITH READ LOCK (needs RELOAD)", e)
+                    })?;
             } else {
                 if tables.is_empty() {
-                    return Err(DumpError::Definite("--consistency lock: no tables to lock".into()));
+                    return Err(DumpError::Definite(
+                        "--consistency lock: no tables to lock".into(),
+                    ));
                 }
-                let list: Vec<String> = tables.iter().map(|(d, t)| format!("{} READ", qualified(d, t))).collect();
+                let list: Vec<String> = tables
+                    .iter()
+                    .map(|(d, t)| format!("{} READ", qualified(d, t)))
+                    .collect();
                 ctl.query_drop(format!("LOCK TABLES {}", list.join(",")))
                     .await
-                    .map_err(|e| DumpError::query("LOCK TABLES (needs LOCK TABLES and SELECT)", e))?;
+                    .map_err(|e| {
+                        DumpError::query("LOCK TABLES (needs LOCK TABLES and SELECT)", e)
+                    })?;
             }
             let opened = futures::future::join_all(conns.iter_mut().map(begin_snapshot)).await;
             let status = master_status(&mut ctl, server).await;
@@ -275,29 +318,47 @@ async fn try_strategy(
             }
             unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
             if positions.windows(2).any(|w| w[0] != w[1]) {
-                return Err(DumpError::Transient(format!("worker snapshots differ under {what} ({positions:?}); retry")));
+                return Err(DumpError::Transient(format!(
+                    "worker snapshots differ under {what} ({positions:?}); retry"
+                )));
             }
             let location = status?;
             for conn in conns {
-                workers.push(SnapshotWorker { conn, location: location.clone() });
+                workers.push(SnapshotWorker {
+                    conn,
+                    location: location.clone(),
+                });
             }
         }
         Consistency::None => {
             let location = master_status(&mut ctl, server).await.unwrap_or(None);
             for c in conns.iter_mut() {
-                begin_snapshot(c).await.map_err(|e| DumpError::query("opening transaction", e))?;
+                begin_snapshot(c)
+                    .await
+                    .map_err(|e| DumpError::query("opening transaction", e))?;
             }
             for conn in conns {
-                workers.push(SnapshotWorker { conn, location: location.clone() });
+                workers.push(SnapshotWorker {
+                    conn,
+                    location: location.clone(),
+                });
             }
         }
-        Consistency::Auto => return Err(DumpError::Definite("internal: auto is not a strategy".into())),
+        Consistency::Auto => {
+            return Err(DumpError::Definite(
+                "internal: auto is not a strategy".into(),
+            ))
+        }
     }
     let _ = ctl.disconnect().await;
     tracing::info!(
         strategy = what,
         blocked_ms = blocked.as_millis() as u64,
-        location = workers.first().and_then(|w| w.location.as_ref()).map(ToString::to_string).unwrap_or_else(|| "none (binary log off)".into()),
+        location = workers
+            .first()
+            .and_then(|w| w.location.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "none (binary log off)".into()),
         "consistent snapshot opened on {} connections; {} blocked for {} ms",
         workers.len(),
         match strategy {

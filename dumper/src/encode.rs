@@ -134,7 +134,10 @@ impl SqlEncoder {
                 push_hex(b, out);
                 out.push(b'\'');
             }
-            ValueKind::Text => {
+            ValueKind::Text | ValueKind::TypedText => {
+                if kind == ValueKind::TypedText {
+                    out.extend_from_slice(b"_latin1");
+                }
                 out.push(b'\'');
                 if self.opts.escape_backslash {
                     escape_backslash(b, out);
@@ -251,7 +254,9 @@ impl CsvEncoder {
                 Value::NULL => out.extend_from_slice(self.dialect.null_value.as_bytes()),
                 Value::Bytes(b) => match kind {
                     ValueKind::Number | ValueKind::Float => out.extend_from_slice(b),
-                    ValueKind::Text | ValueKind::Binary => self.quoted(b, out),
+                    ValueKind::Text | ValueKind::TypedText | ValueKind::Binary => {
+                        self.quoted(b, out)
+                    }
                 },
                 other => out.extend_from_slice(other.as_sql(true).as_bytes()),
             }
@@ -302,7 +307,14 @@ mod tests {
     #[test]
     fn sql_rows_and_statement_size() {
         let t = table(&[("a", "int"), ("s", "varchar"), ("g", "geometry")]);
-        let mut e = SqlEncoder::new(&t, SqlOptions { statement_size: 50, complete_insert: false, escape_backslash: true });
+        let mut e = SqlEncoder::new(
+            &t,
+            SqlOptions {
+                statement_size: 50,
+                complete_insert: false,
+                escape_backslash: true,
+            },
+        );
         let mut out = Vec::new();
         e.begin_file(&mut out);
         e.encode_row(&[b(b"1"), b(b"it's\n"), Value::NULL], &mut out);
@@ -332,9 +344,20 @@ mod tests {
         e.begin_file(&mut out);
         e.encode_row(&[b(b"1"), b(b"a\"b,c\\\n")], &mut out);
         e.encode_row(&[Value::NULL, b(b"NULL")], &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "\"a\",\"s\"\n1,\"a\\\"b,c\\\\\\n\"\n\\N,\"NULL\"\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\",\"s\"\n1,\"a\\\"b,c\\\\\\n\"\n\\N,\"NULL\"\n"
+        );
 
-        let mut e = CsvEncoder::new(&t, CsvDialect { escape_backslash: false, header: false, delimiter: "ma".into(), ..dialect });
+        let mut e = CsvEncoder::new(
+            &t,
+            CsvDialect {
+                escape_backslash: false,
+                header: false,
+                delimiter: "ma".into(),
+                ..dialect
+            },
+        );
         let mut out = Vec::new();
         e.encode_row(&[b(b"7"), b(b"male")], &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "7,mamamalema\n");

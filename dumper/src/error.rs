@@ -20,7 +20,10 @@ impl DumpError {
         match &e {
             mysql_async::Error::Server(se) => {
                 let transient = matches!(se.code, 1205 | 1213 | 1040 | 1053 | 2006 | 2013);
-                let msg = format!("{what}: server error {} ({}): {}", se.code, se.state, se.message);
+                let msg = format!(
+                    "{what}: server error {} ({}): {}",
+                    se.code, se.state, se.message
+                );
                 if transient {
                     DumpError::Transient(msg)
                 } else {

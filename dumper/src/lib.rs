@@ -178,7 +178,10 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         )));
     }
     storage.check_writable().await.map_err(|e| {
-        DumpError::Definite(format!("destination {} is not writable: {e}", storage.describe("")))
+        DumpError::Definite(format!(
+            "destination {} is not writable: {e}",
+            storage.describe("")
+        ))
     })?;
     let mut ctl = cfg.source.connect().await?;
     let server = ServerInfo::query(&mut ctl)
@@ -212,7 +215,10 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     for obj in storage.list(DONE_PREFIX).await? {
         let data = storage.read(&obj.name).await?;
         let marker: ChunkDone = serde_json::from_slice(&data).map_err(|e| {
-            DumpError::Definite(format!("{}: corrupt chunk marker ({e}); delete it to redo that chunk", storage.describe(&obj.name)))
+            DumpError::Definite(format!(
+                "{}: corrupt chunk marker ({e}); delete it to redo that chunk",
+                storage.describe(&obj.name)
+            ))
         })?;
         done.insert((marker.table, marker.chunk), marker);
     }
@@ -227,19 +233,40 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             }
         }
     }
-    let total_chunks: u64 = if cfg.no_data { 0 } else { plan.tables.iter().map(|t| t.chunks.len() as u64).sum() };
+    let total_chunks: u64 = if cfg.no_data {
+        0
+    } else {
+        plan.tables.iter().map(|t| t.chunks.len() as u64).sum()
+    };
     let counters = Arc::new(Counters::default());
     counters.chunks_total.store(total_chunks, Ordering::Relaxed);
     counters.chunks_done.store(resumed, Ordering::Relaxed);
     let est_rows: u64 = plan.tables.iter().map(|t| t.info.est_rows).sum();
-    let reporter = ProgressReporter::start("dump", cfg.progress, counters.clone(), est_rows, cfg.progress_interval);
+    let reporter = ProgressReporter::start(
+        "dump",
+        cfg.progress,
+        counters.clone(),
+        est_rows,
+        cfg.progress_interval,
+    );
 
     let mut strategy_name = String::from("none");
     let mut blocked_ms = 0;
     if !queue.is_empty() {
         let threads = cfg.threads.clamp(1, queue.len().max(1));
-        let lock_list: Vec<(String, String)> = plan.tables.iter().map(|t| (t.info.db.clone(), t.info.name.clone())).collect();
-        let snaps = consistency::open_snapshots(&cfg.source, &plan.server, cfg.consistency, threads, &lock_list).await?;
+        let lock_list: Vec<(String, String)> = plan
+            .tables
+            .iter()
+            .map(|t| (t.info.db.clone(), t.info.name.clone()))
+            .collect();
+        let snaps = consistency::open_snapshots(
+            &cfg.source,
+            &plan.server,
+            cfg.consistency,
+            threads,
+            &lock_list,
+        )
+        .await?;
         strategy_name = snaps.strategy.name().to_string();
         blocked_ms = snaps.blocked.as_millis() as u64;
         let ctx = Arc::new(WorkerCtx {
@@ -259,7 +286,9 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         }
         let mut first_err: Option<DumpError> = None;
         for h in handles {
-            let r = h.await.unwrap_or_else(|e| Err(DumpError::Definite(format!("worker panicked: {e}"))));
+            let r = h
+                .await
+                .unwrap_or_else(|e| Err(DumpError::Definite(format!("worker panicked: {e}"))));
             if let Err(e) = r {
                 if first_err.is_none() {
                     first_err = Some(e);
@@ -282,8 +311,12 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     reporter.finish();
 
     let manifest = build_manifest(&plan, &done, &cfg, &strategy_name)?;
-    storage.put("metadata", Bytes::from(metadata_text(&plan, &manifest))).await?;
-    storage.put(MANIFEST_NAME, Bytes::from(manifest.to_json())).await?;
+    storage
+        .put("metadata", Bytes::from(metadata_text(&plan, &manifest)))
+        .await?;
+    storage
+        .put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
+        .await?;
     for obj in storage.list(&format!("{STATE_DIR}/")).await? {
         let _ = storage.delete(&obj.name).await;
     }
@@ -294,7 +327,11 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         destination: storage.describe(""),
         consistency: strategy_name,
         blocked_ms,
-        locations: manifest.locations.iter().map(|l| l.location.to_string()).collect(),
+        locations: manifest
+            .locations
+            .iter()
+            .map(|l| l.location.to_string())
+            .collect(),
         tables: manifest.tables.len() as u64,
         views: manifest.views.len() as u64,
         chunks: manifest.tables.iter().map(|t| t.chunks.len() as u64).sum(),
@@ -330,8 +367,15 @@ async fn load_plan(storage: &dyn Storage) -> Result<Option<DumpPlan>, DumpError>
     Ok(Some(plan))
 }
 
-async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &ServerInfo, storage: &dyn Storage) -> Result<DumpPlan, DumpError> {
-    ctl.query_drop("SET NAMES binary").await.map_err(|e| DumpError::query("SET NAMES binary", e))?;
+async fn make_plan(
+    cfg: &DumpConfig,
+    ctl: &mut mysql_async::Conn,
+    server: &ServerInfo,
+    storage: &dyn Storage,
+) -> Result<DumpPlan, DumpError> {
+    ctl.query_drop("SET NAMES binary")
+        .await
+        .map_err(|e| DumpError::query("SET NAMES binary", e))?;
     let (dbs, table_names, views) = schema::discover(ctl, &cfg.filter, !cfg.no_views).await?;
     if table_names.is_empty() && views.is_empty() {
         return Err(DumpError::Definite(format!(
@@ -341,14 +385,24 @@ async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &Serve
     }
     let mut databases = Vec::new();
     for db in &dbs {
-        let mut entry = DatabaseEntry { name: db.clone(), schema_file: None };
+        let mut entry = DatabaseEntry {
+            name: db.clone(),
+            schema_file: None,
+        };
         if !cfg.no_schemas {
             let name = format!("{}-schema-create.sql", encode_file_name(db));
-            storage.put(&name, Bytes::from(schema::database_schema(ctl, db).await?)).await?;
+            storage
+                .put(&name, Bytes::from(schema::database_schema(ctl, db).await?))
+                .await?;
             entry.schema_file = Some(name);
             if cfg.routines {
                 if let Some(text) = schema::routines_schema(ctl, db).await? {
-                    storage.put(&format!("{}-schema-post.sql", encode_file_name(db)), Bytes::from(text)).await?;
+                    storage
+                        .put(
+                            &format!("{}-schema-post.sql", encode_file_name(db)),
+                            Bytes::from(text),
+                        )
+                        .await?;
                 }
             }
         }
@@ -360,11 +414,18 @@ async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &Serve
         let mut schema_file = None;
         if !cfg.no_schemas {
             let fname = format!("{}-schema.sql", info.file_base());
-            storage.put(&fname, Bytes::from(schema::table_schema(ctl, &info).await?)).await?;
+            storage
+                .put(&fname, Bytes::from(schema::table_schema(ctl, &info).await?))
+                .await?;
             schema_file = Some(fname);
             if cfg.triggers {
                 if let Some(text) = schema::triggers_schema(ctl, &info).await? {
-                    storage.put(&format!("{}-schema-triggers.sql", info.file_base()), Bytes::from(text)).await?;
+                    storage
+                        .put(
+                            &format!("{}-schema-triggers.sql", info.file_base()),
+                            Bytes::from(text),
+                        )
+                        .await?;
                 }
             }
         }
@@ -374,7 +435,11 @@ async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &Serve
             chunk::plan_table(ctl, &info, cfg.rows, cfg.where_clause.as_deref()).await?
         };
         tracing::info!(table = %info.display(), chunks = chunks.len(), key = ?info.chunk_key, est_rows = info.est_rows, "planned");
-        tables.push(TablePlan { info, chunks, schema_file });
+        tables.push(TablePlan {
+            info,
+            chunks,
+            schema_file,
+        });
     }
     let mut view_entries = Vec::new();
     if !cfg.no_schemas {
@@ -383,10 +448,17 @@ async fn make_plan(cfg: &DumpConfig, ctl: &mut mysql_async::Conn, server: &Serve
             let base = format!("{}.{}", encode_file_name(&v.db), encode_file_name(&v.name));
             let placeholder_file = format!("{base}-schema.sql");
             let schema_file = format!("{base}-schema-view.sql");
-            storage.put(&placeholder_file, Bytes::from(placeholder)).await?;
+            storage
+                .put(&placeholder_file, Bytes::from(placeholder))
+                .await?;
             storage.put(&schema_file, Bytes::from(view)).await?;
             let ViewInfo { db, name } = v.clone();
-            view_entries.push(ViewEntry { database: db, name, schema_file, placeholder_file });
+            view_entries.push(ViewEntry {
+                database: db,
+                name,
+                schema_file,
+                placeholder_file,
+            });
         }
     }
     Ok(DumpPlan {
@@ -411,7 +483,11 @@ struct WorkerCtx {
     strategy: String,
 }
 
-async fn worker_loop(id: usize, ctx: Arc<WorkerCtx>, mut w: SnapshotWorker) -> Result<(), DumpError> {
+async fn worker_loop(
+    id: usize,
+    ctx: Arc<WorkerCtx>,
+    mut w: SnapshotWorker,
+) -> Result<(), DumpError> {
     w.conn
         .query_drop("SET NAMES binary")
         .await
@@ -445,12 +521,21 @@ async fn worker_loop(id: usize, ctx: Arc<WorkerCtx>, mut w: SnapshotWorker) -> R
     Ok(())
 }
 
-async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &ChunkPlan) -> Result<(), DumpError> {
+async fn dump_chunk(
+    ctx: &WorkerCtx,
+    w: &mut SnapshotWorker,
+    ti: usize,
+    chunk: &ChunkPlan,
+) -> Result<(), DumpError> {
     let cfg = &ctx.cfg;
     let t = &ctx.plan.tables[ti].info;
     let base = t.file_base();
     // Files of an earlier, unfinished attempt at this chunk.
-    for obj in ctx.storage.list(&ChunkWriter::chunk_prefix(&base, chunk.index)).await? {
+    for obj in ctx
+        .storage
+        .list(&ChunkWriter::chunk_prefix(&base, chunk.index))
+        .await?
+    {
         ctx.storage.delete(&obj.name).await?;
     }
     let mut conds = Vec::new();
@@ -461,13 +546,21 @@ async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &
         conds.push(format!("({wc})"));
     }
     let cond = (!conds.is_empty()).then(|| conds.join(" AND "));
-    let mut sql = format!("SELECT {} FROM {}", t.select_list(&ctx.plan.server), t.qualified());
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        t.select_list(&ctx.plan.server),
+        t.qualified()
+    );
     if let Some(c) = &cond {
         sql.push_str(" WHERE ");
         sql.push_str(c);
     }
     if !t.chunk_key.is_empty() {
-        let key: Vec<String> = t.chunk_key.iter().map(|k| ferry_shared::ident::quote_ident(k)).collect();
+        let key: Vec<String> = t
+            .chunk_key
+            .iter()
+            .map(|k| ferry_shared::ident::quote_ident(k))
+            .collect();
         sql.push_str(" ORDER BY ");
         sql.push_str(&key.join(","));
     }
@@ -475,18 +568,34 @@ async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &
         FileType::Sql => RowEncoder::Sql(SqlEncoder::new(t, cfg.sql.clone())),
         FileType::Csv => RowEncoder::Csv(CsvEncoder::new(t, cfg.csv.clone())),
     };
-    let mut writer = ChunkWriter::new(ctx.storage.clone(), encoder, cfg.compression, base, chunk.index, cfg.file_size);
+    let mut writer = ChunkWriter::new(
+        ctx.storage.clone(),
+        encoder,
+        cfg.compression,
+        base,
+        chunk.index,
+        cfg.file_size,
+    );
     let what = format!("reading {} chunk {}", t.display(), chunk.index);
     {
-        let mut result = w.conn.query_iter(sql).await.map_err(|e| DumpError::query(&what, e))?;
+        let mut result = w
+            .conn
+            .query_iter(sql)
+            .await
+            .map_err(|e| DumpError::query(&what, e))?;
         let mut pending_rows = 0u64;
         let mut last_bytes = 0u64;
-        while let Some(row) = result.next().await.map_err(|e| DumpError::query(&what, e))? {
+        while let Some(row) = result
+            .next()
+            .await
+            .map_err(|e| DumpError::query(&what, e))?
+        {
             let values = row.unwrap();
             writer.write_row(&values).await?;
             pending_rows += 1;
             if pending_rows == 4096 {
-                ctx.counters.add(pending_rows, writer.raw_bytes - last_bytes);
+                ctx.counters
+                    .add(pending_rows, writer.raw_bytes - last_bytes);
                 last_bytes = writer.raw_bytes;
                 pending_rows = 0;
             }
@@ -497,11 +606,21 @@ async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &
     }
     let rows = writer.rows;
     let (files, raw_bytes) = writer.finish().await?;
-    ctx.counters.files.fetch_add(files.len() as u64, Ordering::Relaxed);
+    ctx.counters
+        .files
+        .fetch_add(files.len() as u64, Ordering::Relaxed);
     let checksum = if cfg.checksum {
         let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
-        let q = checksum::query(&checksum::row_expression(&cols), &t.qualified(), cond.as_deref());
-        let r: Option<(u64, String)> = w.conn.query_first(q).await.map_err(|e| DumpError::query(&format!("checksum of {}", t.display()), e))?;
+        let q = checksum::query(
+            &checksum::row_expression(&cols),
+            &t.qualified(),
+            cond.as_deref(),
+        );
+        let r: Option<(u64, String)> = w
+            .conn
+            .query_first(q)
+            .await
+            .map_err(|e| DumpError::query(&format!("checksum of {}", t.display()), e))?;
         let (crows, sum) = r.unwrap_or((0, "0".into()));
         if crows != rows {
             return Err(DumpError::Definite(format!(
@@ -525,11 +644,18 @@ async fn dump_chunk(ctx: &WorkerCtx, w: &mut SnapshotWorker, ti: usize, chunk: &
         strategy: ctx.strategy.clone(),
         checksum,
     };
-    ctx.storage.put(&done_name(ti, chunk.index), json(&marker)).await?;
+    ctx.storage
+        .put(&done_name(ti, chunk.index), json(&marker))
+        .await?;
     Ok(())
 }
 
-fn build_manifest(plan: &DumpPlan, done: &BTreeMap<(usize, u32), ChunkDone>, cfg: &DumpConfig, strategy: &str) -> Result<Manifest, DumpError> {
+fn build_manifest(
+    plan: &DumpPlan,
+    done: &BTreeMap<(usize, u32), ChunkDone>,
+    cfg: &DumpConfig,
+    strategy: &str,
+) -> Result<Manifest, DumpError> {
     let mut locations: Vec<DumpLocation> = Vec::new();
     let mut tables = Vec::new();
     let mut totals = Totals::default();
@@ -539,18 +665,24 @@ fn build_manifest(plan: &DumpPlan, done: &BTreeMap<(usize, u32), ChunkDone>, cfg
         let mut sum = Some("0".to_string());
         for c in &tp.chunks {
             let d = done.get(&(ti, c.index)).ok_or_else(|| {
-                DumpError::Definite(format!("internal: chunk {} of {} has no completion record", c.index, tp.info.display()))
+                DumpError::Definite(format!(
+                    "internal: chunk {} of {} has no completion record",
+                    c.index,
+                    tp.info.display()
+                ))
             })?;
-            let loc_index = match &d.location {
-                Some(l) => Some(match locations.iter().position(|x| &x.location == l) {
-                    Some(i) => i,
-                    None => {
-                        locations.push(DumpLocation { location: l.clone(), taken_at: d.taken_at.clone() });
+            let loc_index = d.location.as_ref().map(|l| {
+                locations
+                    .iter()
+                    .position(|x| &x.location == l)
+                    .unwrap_or_else(|| {
+                        locations.push(DumpLocation {
+                            location: l.clone(),
+                            taken_at: d.taken_at.clone(),
+                        });
                         locations.len() - 1
-                    }
-                }),
-                None => None,
-            };
+                    })
+            });
             rows += d.rows;
             let fbytes: u64 = d.files.iter().map(|f| f.bytes).sum();
             bytes += fbytes;
@@ -580,7 +712,12 @@ fn build_manifest(plan: &DumpPlan, done: &BTreeMap<(usize, u32), ChunkDone>, cfg
                 .info
                 .columns
                 .iter()
-                .map(|c| ColumnEntry { name: c.name.clone(), column_type: c.column_type.clone(), nullable: c.nullable, generated: c.generated })
+                .map(|c| ColumnEntry {
+                    name: c.name.clone(),
+                    column_type: c.column_type.clone(),
+                    nullable: c.nullable,
+                    generated: c.generated,
+                })
                 .collect(),
             chunk_key: tp.info.chunk_key.clone(),
             rows,
@@ -635,7 +772,11 @@ fn metadata_text(plan: &DumpPlan, m: &Manifest) -> String {
             "\tLog: {}\n\tPos: {}\n\tGTID:{}\n",
             earliest.pos.file,
             earliest.pos.pos,
-            earliest.gtid.as_ref().map(ToString::to_string).unwrap_or_default()
+            earliest
+                .gtid
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
         ));
     }
     s.push('\n');

@@ -19,6 +19,10 @@ pub enum ValueKind {
     Float,
     /// Quoted, escaped text (strings, dates, JSON, ENUM/SET...).
     Text,
+    /// Text form of a type that reads a *binary* string as its internal bytes (MariaDB INET4,
+    /// INET6, UUID): written with a character-set introducer so that data files sent with
+    /// `SET NAMES binary` are still parsed as text.
+    TypedText,
     /// Bytes: `x'hex'` in SQL, raw (escaped) in CSV.
     Binary,
 }
@@ -33,6 +37,7 @@ impl ValueKind {
             | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
             | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection"
             | "vector" => ValueKind::Binary,
+            "inet4" | "inet6" | "uuid" => ValueKind::TypedText,
             "char" | "varchar" | "text" | "tinytext" | "mediumtext" | "longtext"
                 if charset == Some("binary") =>
             {
@@ -86,7 +91,11 @@ impl TableInfo {
     }
 
     pub fn file_base(&self) -> String {
-        format!("{}.{}", encode_file_name(&self.db), encode_file_name(&self.name))
+        format!(
+            "{}.{}",
+            encode_file_name(&self.db),
+            encode_file_name(&self.name)
+        )
     }
 
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
@@ -192,7 +201,15 @@ pub async fn discover(
 
 /// Columns and chunk key of one table.
 pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<TableInfo, DumpError> {
-    type ColRow = (String, String, String, String, Option<String>, Option<String>, String);
+    type ColRow = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
     let cols: Vec<ColRow> = conn
         .exec(
             "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, \
@@ -209,21 +226,26 @@ pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<Tab
     }
     let columns: Vec<ColumnInfo> = cols
         .into_iter()
-        .map(|(cname, data_type, column_type, nullable, charset, collation, extra)| {
-            let extra_l = extra.to_ascii_lowercase();
-            let generated = extra_l.contains("generated") || extra_l.contains("virtual") || extra_l.contains("persistent") || extra_l.contains("stored");
-            let kind = ValueKind::from_data_type(&data_type, charset.as_deref());
-            ColumnInfo {
-                name: cname,
-                data_type,
-                column_type,
-                nullable: nullable == "YES",
-                generated,
-                charset,
-                collation,
-                kind,
-            }
-        })
+        .map(
+            |(cname, data_type, column_type, nullable, charset, collation, extra)| {
+                let extra_l = extra.to_ascii_lowercase();
+                let generated = extra_l.contains("generated")
+                    || extra_l.contains("virtual")
+                    || extra_l.contains("persistent")
+                    || extra_l.contains("stored");
+                let kind = ValueKind::from_data_type(&data_type, charset.as_deref());
+                ColumnInfo {
+                    name: cname,
+                    data_type,
+                    column_type,
+                    nullable: nullable == "YES",
+                    generated,
+                    charset,
+                    collation,
+                    kind,
+                }
+            },
+        )
         .collect();
 
     let stats: Vec<(String, u32, String, u32, Option<u32>)> = conn
@@ -263,7 +285,11 @@ pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<Tab
     let chunk_key = indexes
         .iter()
         .find(|(_, _, primary)| *primary)
-        .or_else(|| indexes.iter().find(|(_, cols, _)| cols.len() == 1 && is_int(&cols[0])))
+        .or_else(|| {
+            indexes
+                .iter()
+                .find(|(_, cols, _)| cols.len() == 1 && is_int(&cols[0]))
+        })
         .or_else(|| indexes.iter().min_by_key(|(_, cols, _)| cols.len()))
         .map(|(_, cols, _)| cols.clone())
         .unwrap_or_default();
@@ -300,7 +326,9 @@ pub async fn database_schema(conn: &mut Conn, db: &str) -> Result<String, DumpEr
         .query_first(format!("SHOW CREATE DATABASE {}", quote_ident(db)))
         .await
         .map_err(|e| DumpError::query(&format!("SHOW CREATE DATABASE {db}"), e))?;
-    let create = row.map(|r| r.1).unwrap_or_else(|| format!("CREATE DATABASE {}", quote_ident(db)));
+    let create = row
+        .map(|r| r.1)
+        .unwrap_or_else(|| format!("CREATE DATABASE {}", quote_ident(db)));
     Ok(format!("{SET_NAMES}{}", with_semicolon(create)))
 }
 
@@ -310,7 +338,10 @@ pub async fn table_schema(conn: &mut Conn, t: &TableInfo) -> Result<String, Dump
         .await
         .map_err(|e| DumpError::query(&format!("SHOW CREATE TABLE {}", t.display()), e))?;
     let create = row.map(|r| r.1).ok_or_else(|| {
-        DumpError::Definite(format!("SHOW CREATE TABLE {} returned nothing", t.display()))
+        DumpError::Definite(format!(
+            "SHOW CREATE TABLE {} returned nothing",
+            t.display()
+        ))
     })?;
     Ok(format!("{SET_NAMES}{}", with_semicolon(create)))
 }
@@ -337,7 +368,9 @@ pub async fn view_schema(conn: &mut Conn, v: &ViewInfo) -> Result<(String, Strin
         .query_first(format!("SHOW CREATE VIEW {q}"))
         .await
         .map_err(|e| DumpError::query(&format!("SHOW CREATE VIEW {}.{}", v.db, v.name), e))?;
-    let (_, create, cs, coll) = row.ok_or_else(|| DumpError::Definite(format!("SHOW CREATE VIEW returned nothing for {what}")))?;
+    let (_, create, cs, coll) = row.ok_or_else(|| {
+        DumpError::Definite(format!("SHOW CREATE VIEW returned nothing for {what}"))
+    })?;
     let vq = quote_ident(&v.name);
     let view = format!(
         "{SET_NAMES}DROP TABLE IF EXISTS {vq};\nDROP VIEW IF EXISTS {vq};\n\
@@ -408,7 +441,10 @@ pub async fn routines_schema(conn: &mut Conn, db: &str) -> Result<Option<String>
             .await
             .map_err(|e| DumpError::query(&format!("SHOW CREATE {kind} {db}.{name}"), e))?;
         let idx = if kind == "EVENT" { 3 } else { 2 };
-        if let Some(stmt) = row.and_then(|r| r.get::<Option<String>, usize>(idx)).flatten() {
+        if let Some(stmt) = row
+            .and_then(|r| r.get::<Option<String>, usize>(idx))
+            .flatten()
+        {
             out.push_str(&stmt);
             out.push_str(";;\n");
         }
@@ -423,6 +459,7 @@ pub fn key_literal(col: &ColumnInfo, raw: &[u8]) -> String {
     match col.kind {
         ValueKind::Number | ValueKind::Float => String::from_utf8_lossy(raw).into_owned(),
         ValueKind::Binary => format!("x'{}'", hex::encode(raw)),
+        ValueKind::TypedText => format!("_latin1{}", quote_str(&String::from_utf8_lossy(raw))),
         ValueKind::Text => match (&col.charset, &col.collation) {
             (Some(cs), Some(coll)) if is_plain_name(cs) && is_plain_name(coll) => {
                 format!("_{cs} x'{}' COLLATE {coll}", hex::encode(raw))

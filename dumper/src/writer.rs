@@ -50,7 +50,10 @@ impl Compressor {
     fn new(c: Compression) -> std::io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::Plain,
-            Compression::Zstd(level) => Compressor::Zstd(zstd::stream::write::Encoder::new(Vec::with_capacity(FLUSH_AT), level)?),
+            Compression::Zstd(level) => Compressor::Zstd(zstd::stream::write::Encoder::new(
+                Vec::with_capacity(FLUSH_AT),
+                level,
+            )?),
             Compression::Gzip(level) => Compressor::Gzip(flate2::write::GzEncoder::new(
                 Vec::with_capacity(FLUSH_AT),
                 flate2::Compression::new(level),
@@ -149,7 +152,13 @@ impl ChunkWriter {
 
     async fn open_file(&mut self) -> Result<(), DumpError> {
         let part = self.file_size.map(|_| self.part);
-        let name = Self::file_name(&self.base, self.chunk_index, part, self.encoder.extension(), self.compression.suffix());
+        let name = Self::file_name(
+            &self.base,
+            self.chunk_index,
+            part,
+            self.encoder.extension(),
+            self.compression.suffix(),
+        );
         let writer = self.storage.create(&name).await?;
         let compressor = Compressor::new(self.compression)
             .map_err(|e| DumpError::Definite(format!("{name}: cannot start compressor: {e}")))?;
@@ -174,7 +183,10 @@ impl ChunkWriter {
         let added = (self.buf.len() - before) as u64;
         self.rows += 1;
         let (raw, _) = {
-            let f = self.open.as_mut().ok_or_else(|| DumpError::Definite("internal: no open file".into()))?;
+            let f = self
+                .open
+                .as_mut()
+                .ok_or_else(|| DumpError::Definite("internal: no open file".into()))?;
             f.rows += 1;
             f.raw_bytes += added;
             (f.raw_bytes, f.rows)
@@ -188,7 +200,9 @@ impl ChunkWriter {
     }
 
     async fn flush(&mut self) -> Result<(), DumpError> {
-        let Some(f) = self.open.as_mut() else { return Ok(()) };
+        let Some(f) = self.open.as_mut() else {
+            return Ok(());
+        };
         self.raw_bytes += self.buf.len() as u64;
         let out = f
             .compressor
@@ -206,7 +220,9 @@ impl ChunkWriter {
         }
         self.encoder.end_file(&mut self.buf);
         self.flush().await?;
-        let Some(f) = self.open.take() else { return Ok(()) };
+        let Some(f) = self.open.take() else {
+            return Ok(());
+        };
         let tail = f
             .compressor
             .finish()

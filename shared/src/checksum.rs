@@ -28,9 +28,8 @@ pub fn row_expression<S: AsRef<str>>(columns: &[S]) -> String {
 
 /// `SELECT COUNT(*), SUM(expr) FROM <from> [WHERE cond]`, returning the sum as text.
 pub fn query(columns_expr: &str, from: &str, condition: Option<&str>) -> String {
-    let mut q = format!(
-        "SELECT COUNT(*), CAST(COALESCE(SUM({columns_expr}),0) AS CHAR) FROM {from}"
-    );
+    let mut q =
+        format!("SELECT COUNT(*), CAST(COALESCE(SUM({columns_expr}),0) AS CHAR) FROM {from}");
     if let Some(c) = condition {
         q.push_str(" WHERE ");
         q.push_str(c);
@@ -56,7 +55,10 @@ mod tests {
             e,
             "CRC32(CONCAT_WS('#',CAST(`a` AS BINARY),CAST(`b``c` AS BINARY),CONCAT(ISNULL(`a`),ISNULL(`b``c`))))"
         );
-        assert_eq!(add_sums("18446744073709551615", "1").as_deref(), Some("18446744073709551616"));
+        assert_eq!(
+            add_sums("18446744073709551615", "1").as_deref(),
+            Some("18446744073709551616")
+        );
         assert!(query(&e, "`d`.`t`", Some("1=1")).ends_with("WHERE 1=1"));
     }
 }

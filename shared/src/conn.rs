@@ -20,12 +20,22 @@ pub enum ConnError {
         source: std::io::Error,
     },
     #[error("{server}: {message}")]
-    Connect { server: String, message: String, transient: bool },
+    Connect {
+        server: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl ConnError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, ConnError::Connect { transient: true, .. })
+        matches!(
+            self,
+            ConnError::Connect {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -89,7 +99,11 @@ impl ConnSpec {
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
                 "socket" => socket = Some(v.to_string()),
-                other => return Err(bad(&format!("unknown URL parameter `{other}` (known: socket)"))),
+                other => {
+                    return Err(bad(&format!(
+                        "unknown URL parameter `{other}` (known: socket)"
+                    )))
+                }
             }
         }
         Ok(Self {
@@ -105,7 +119,11 @@ impl ConnSpec {
     }
 
     /// Takes the password from `env_var`, else from `file` (first line, trailing newline cut).
-    pub fn with_password_from(mut self, env_var: &str, file: Option<&std::path::Path>) -> Result<Self, ConnError> {
+    pub fn with_password_from(
+        mut self,
+        env_var: &str,
+        file: Option<&std::path::Path>,
+    ) -> Result<Self, ConnError> {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConnError::PasswordFile {
                 path: path.display().to_string(),
@@ -177,13 +195,18 @@ impl ConnSpec {
                 };
                 ConnError::Connect {
                     server,
-                    message: format!("server error {} ({}): {}{}", se.code, se.state, se.message, hint),
+                    message: format!(
+                        "server error {} ({}): {}{}",
+                        se.code, se.state, se.message, hint
+                    ),
                     transient: matches!(se.code, 1040 | 1205 | 1213 | 2013),
                 }
             }
             mysql_async::Error::Io(io) => ConnError::Connect {
                 server,
-                message: format!("cannot reach the server: {io} (is it running, and is the host/port right?)"),
+                message: format!(
+                    "cannot reach the server: {io} (is it running, and is the host/port right?)"
+                ),
                 transient: true,
             },
             _ => ConnError::Connect {
@@ -262,9 +285,14 @@ mod tests {
     #[test]
     fn urls() {
         let s = ConnSpec::parse("mysql://app@db.example:3307/shop").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.user.as_str()), ("db.example", 3307, "app"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.user.as_str()),
+            ("db.example", 3307, "app")
+        );
         assert_eq!(s.database.as_deref(), Some("shop"));
-        let err = ConnSpec::parse("mysql://app:hunter2@h").unwrap_err().to_string();
+        let err = ConnSpec::parse("mysql://app:hunter2@h")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("FERRY_SOURCE_PASSWORD"));
         assert!(ConnSpec::parse("postgres://h").is_err());

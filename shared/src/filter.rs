@@ -32,7 +32,10 @@ enum Tok {
     Lit(char),
     Any,
     One,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,9 +154,9 @@ impl TableFilter {
 
     /// Could any table of `db` pass? (Used to skip whole schemas early.)
     pub fn matches_schema(&self, db: &str) -> bool {
-        self.rules.iter().any(|r| {
-            !r.exclude && r.db.matches(db) && (!is_system_schema(db) || r.db.is_literal())
-        })
+        self.rules
+            .iter()
+            .any(|r| !r.exclude && r.db.matches(db) && (!is_system_schema(db) || r.db.is_literal()))
     }
 }
 
@@ -171,16 +174,22 @@ fn parse_rule(raw: &str) -> Result<Rule, FilterError> {
         None => (false, raw),
     };
     if body.starts_with('@') {
-        return Err(err("importing rules from a file (`@file`) is not supported; pass one -f per rule"));
+        return Err(err(
+            "importing rules from a file (`@file`) is not supported; pass one -f per rule",
+        ));
     }
     if body.starts_with('/') {
-        return Err(err("regular-expression rules (`/re/`) are not supported; use wildcards"));
+        return Err(err(
+            "regular-expression rules (`/re/`) are not supported; use wildcards",
+        ));
     }
     let chars: Vec<char> = body.chars().collect();
     let mut i = 0;
     let db = parse_pattern(&chars, &mut i, true).map_err(|r| err(&r))?;
     if chars.get(i) != Some(&'.') {
-        return Err(err("expected `.` between the database and the table pattern"));
+        return Err(err(
+            "expected `.` between the database and the table pattern",
+        ));
     }
     i += 1;
     let table = parse_pattern(&chars, &mut i, false).map_err(|r| err(&r))?;

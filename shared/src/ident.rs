@@ -67,7 +67,8 @@ pub fn encode_file_name(name: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if bytes.len() >= i + 7 && bytes[i + 1..i + 7].eq_ignore_ascii_case(b"schema") && b == b'-' {
+        if bytes.len() >= i + 7 && bytes[i + 1..i + 7].eq_ignore_ascii_case(b"schema") && b == b'-'
+        {
             out.push_str("%2D");
             out.push_str(&name[i + 1..i + 7]);
             i += 7;

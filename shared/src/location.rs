@@ -437,7 +437,10 @@ mod tests {
         assert!(t < s);
         assert!(GtidSet::parse_mariadb("0-1").is_err());
         assert!(GtidSet::parse_mariadb("0-1-1,0-2-3").is_err());
-        assert_eq!(GtidSet::parse_any("0-1-5").unwrap().flavor(), Flavor::Mariadb);
+        assert_eq!(
+            GtidSet::parse_any("0-1-5").unwrap().flavor(),
+            Flavor::Mariadb
+        );
     }
 
     #[test]

@@ -45,7 +45,13 @@ pub struct ProgressReporter {
 
 impl ProgressReporter {
     /// `label` names the step (`dump`, `load`); `total_rows` is an estimate for the ETA.
-    pub fn start(label: &'static str, mode: ProgressMode, counters: Arc<Counters>, total_rows: u64, interval: Duration) -> Self {
+    pub fn start(
+        label: &'static str,
+        mode: ProgressMode,
+        counters: Arc<Counters>,
+        total_rows: u64,
+        interval: Duration,
+    ) -> Self {
         let bars = match mode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
             ProgressMode::Bars => true,

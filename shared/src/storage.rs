@@ -183,7 +183,11 @@ impl Storage for LocalStorage {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(self.io_err("", "list", e)),
             };
-            while let Some(entry) = rd.next_entry().await.map_err(|e| self.io_err("", "list", e))? {
+            while let Some(entry) = rd
+                .next_entry()
+                .await
+                .map_err(|e| self.io_err("", "list", e))?
+            {
                 let meta = entry
                     .metadata()
                     .await
@@ -397,7 +401,12 @@ impl S3Storage {
         format!("{}{}", self.prefix, name)
     }
 
-    fn err<E>(&self, name: &str, action: &'static str, e: aws_sdk_s3::error::SdkError<E>) -> StorageError
+    fn err<E>(
+        &self,
+        name: &str,
+        action: &'static str,
+        e: aws_sdk_s3::error::SdkError<E>,
+    ) -> StorageError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -405,7 +414,9 @@ impl S3Storage {
         let transient = match &e {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
             SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(se) => se.raw().status().is_server_error() || se.raw().status().as_u16() == 429,
+            SdkError::ServiceError(se) => {
+                se.raw().status().is_server_error() || se.raw().status().as_u16() == 429
+            }
             _ => false,
         };
         let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).map(str::to_string);
@@ -420,7 +431,8 @@ impl S3Storage {
                 self.bucket
             )),
             Some("AccessDenied") | Some("InvalidAccessKeyId") | Some("SignatureDoesNotMatch") => {
-                message.push_str(" (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS profile)")
+                message
+                    .push_str(" (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS profile)")
             }
             _ => {}
         }
@@ -783,16 +795,31 @@ mod tests {
         assert!(st.list("").await.unwrap().is_empty());
         w.write(Bytes::from_static(b"world")).await.unwrap();
         assert_eq!(w.finish().await.unwrap(), 11);
-        assert_eq!(st.read("a/b.sql").await.unwrap(), Bytes::from_static(b"hello world"));
-        assert_eq!(st.read_range("a/b.sql", 6, 5).await.unwrap(), Bytes::from_static(b"world"));
+        assert_eq!(
+            st.read("a/b.sql").await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
+        assert_eq!(
+            st.read_range("a/b.sql", 6, 5).await.unwrap(),
+            Bytes::from_static(b"world")
+        );
         let listed = st.list("a/").await.unwrap();
-        assert_eq!(listed, vec![ObjectInfo { name: "a/b.sql".into(), size: 11 }]);
+        assert_eq!(
+            listed,
+            vec![ObjectInfo {
+                name: "a/b.sql".into(),
+                size: 11
+            }]
+        );
 
         let mut dropped = st.create("c.sql").await.unwrap();
         dropped.write(Bytes::from_static(b"x")).await.unwrap();
         drop(dropped);
         assert!(!st.exists("c.sql").await.unwrap());
-        assert!(matches!(st.read("c.sql").await, Err(StorageError::NotFound { .. })));
+        assert!(matches!(
+            st.read("c.sql").await,
+            Err(StorageError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]

@@ -29,24 +29,37 @@ fn parse_env_file(text: &str) -> std::collections::HashMap<String, String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+            )
+        })
         .collect()
 }
 
 pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {
-        if let (Ok(src), Ok(tgt)) = (std::env::var("FERRY_TEST_SOURCE_URL"), std::env::var("FERRY_TEST_TARGET_URL")) {
+        if let (Ok(src), Ok(tgt)) = (
+            std::env::var("FERRY_TEST_SOURCE_URL"),
+            std::env::var("FERRY_TEST_TARGET_URL"),
+        ) {
             return Servers {
                 source_port: port_of(&src),
                 target_port: port_of(&tgt),
                 source_url: src,
                 target_url: tgt,
-                password_file: std::env::var("FERRY_TEST_PASSWORD_FILE").ok().map(PathBuf::from),
+                password_file: std::env::var("FERRY_TEST_PASSWORD_FILE")
+                    .ok()
+                    .map(PathBuf::from),
                 _dir: None,
             };
         }
-        let dir = tempfile::Builder::new().prefix("ferry-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-test-")
+            .tempdir()
+            .expect("temp dir");
         let script = repo_root().join("scripts/servers.sh");
         let status = Command::new("bash")
             .arg(&script)
@@ -72,7 +85,10 @@ pub fn servers() -> &'static Servers {
 }
 
 fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("port in URL")
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("port in URL")
 }
 
 pub async fn connect(url: &str) -> mysql_async::Conn {
@@ -92,13 +108,18 @@ pub async fn target() -> mysql_async::Conn {
 /// A database name no other test uses: `<prefix>_<pid>_<n>`.
 pub fn unique_db(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The `ferry` binary under test.
 pub fn ferry() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
+    c.env_remove("FERRY_SOURCE_PASSWORD")
+        .env_remove("FERRY_TARGET_PASSWORD");
     c
 }
 
@@ -107,19 +128,41 @@ pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "command failed ({:?}): {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status, cmd);
+    assert!(
+        out.status.success(),
+        "command failed ({:?}): {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status,
+        cmd
+    );
     stdout
 }
 
 /// `ferry dump --source <source> --to <dir> --progress off <args>`.
 pub fn dump(to: &Path, args: &[&str]) -> String {
-    run_ok(ferry().args(["dump", "--source", &servers().source_url, "--progress", "off", "--to"]).arg(to).args(args))
+    run_ok(
+        ferry()
+            .args([
+                "dump",
+                "--source",
+                &servers().source_url,
+                "--progress",
+                "off",
+                "--to",
+            ])
+            .arg(to)
+            .args(args),
+    )
 }
 
 /// The plain `mariadb` client on a test server.
 pub fn mariadb_client(port: u16) -> Command {
     let mut c = Command::new("mariadb");
-    c.args(["-h127.0.0.1", &format!("-P{port}"), "-uroot", "--default-character-set=binary"]);
+    c.args([
+        "-h127.0.0.1",
+        &format!("-P{port}"),
+        "-uroot",
+        "--default-character-set=binary",
+    ]);
     c
 }
 
@@ -131,14 +174,24 @@ pub fn replay_sql_files(files: &[PathBuf], db: Option<&str>) {
             c.arg(d);
         }
         let data = read_maybe_compressed(f);
-        let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("mariadb client");
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("mariadb client");
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("stdin");
             stdin.write_all(&data).expect("write sql");
         }
         let out = child.wait_with_output().expect("mariadb client");
-        assert!(out.status.success(), "replaying {} failed: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "replaying {} failed: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -150,7 +203,9 @@ pub fn read_maybe_compressed(f: &Path) -> Vec<u8> {
     } else if name.ends_with(".gz") {
         use std::io::Read;
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gzip");
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .expect("gzip");
         out
     } else {
         raw
@@ -170,13 +225,19 @@ pub fn files_matching(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 }
 
 pub async fn checksum_table(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Option<u64> {
-    let q = format!("CHECKSUM TABLE `{}`.`{}`", db.replace('`', "``"), table.replace('`', "``"));
+    let q = format!(
+        "CHECKSUM TABLE `{}`.`{}`",
+        db.replace('`', "``"),
+        table.replace('`', "``")
+    );
     let row: Option<(String, Option<u64>)> = conn.query_first(q).await.expect("checksum");
     row.and_then(|r| r.1)
 }
 
 pub async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
-    conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 pub fn shared_dir() -> PathBuf {
