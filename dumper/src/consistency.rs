@@ -58,9 +58,11 @@ impl std::str::FromStr for Consistency {
             "lock" => Consistency::Lock,
             "snapshot" => Consistency::Snapshot,
             "none" => Consistency::None,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown consistency `{other}` (auto, backup-stage, flush, lock, snapshot, none)"
-            )),
+            ))
+            }
         })
     }
 }

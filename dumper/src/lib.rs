@@ -42,6 +42,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 const STATE_DIR: &str = ".ferry-dump";
 const PLAN_NAME: &str = ".ferry-dump/plan.json";
@@ -503,9 +504,13 @@ async fn worker_loop(
         let next = ctx.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((ti, chunk)) = next else { break };
         let table = &ctx.plan.tables[ti];
-        let span = tracing::info_span!("chunk", worker = id, table = %table.info.display(), chunk = chunk.index);
-        let _enter = span.enter();
-        match dump_chunk(&ctx, &mut w, ti, &chunk).await {
+        let span = tracing::info_span!(
+            "chunk",
+            worker = id,
+            table = %table.info.display(),
+            chunk = chunk.index
+        );
+        match dump_chunk(&ctx, &mut w, ti, &chunk).instrument(span).await {
             Ok(()) => {
                 ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
             }

@@ -176,32 +176,31 @@ impl Storage for LocalStorage {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
+        // Walk only directories that can hold names starting with `prefix`.
+        let mut stack = vec![(self.root.clone(), String::new())];
+        while let Some((dir, rel_dir)) = stack.pop() {
             let mut rd = match tokio::fs::read_dir(&dir).await {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.io_err("", "list", e)),
+                Err(e) => return Err(self.io_err(&rel_dir, "list", e)),
             };
             while let Some(entry) = rd
                 .next_entry()
                 .await
-                .map_err(|e| self.io_err("", "list", e))?
+                .map_err(|e| self.io_err(&rel_dir, "list", e))?
             {
-                let meta = entry
-                    .metadata()
-                    .await
-                    .map_err(|e| self.io_err("", "list", e))?;
-                let path = entry.path();
-                if meta.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let Ok(rel) = path.strip_prefix(&self.root) else {
+                let fname = entry.file_name().to_string_lossy().into_owned();
+                let name = format!("{rel_dir}{fname}");
+                // Entries renamed or removed by concurrent writers while listing are skipped.
+                let Ok(meta) = entry.metadata().await else {
                     continue;
                 };
-                let name = rel.to_string_lossy().replace('\\', "/");
-                if name.starts_with(prefix) && !name.ends_with(TEMP_SUFFIX) {
+                if meta.is_dir() {
+                    let sub = format!("{name}/");
+                    if sub.starts_with(prefix) || prefix.starts_with(&sub) {
+                        stack.push((entry.path(), sub));
+                    }
+                } else if name.starts_with(prefix) && !name.ends_with(TEMP_SUFFIX) {
                     out.push(ObjectInfo {
                         name,
                         size: meta.len(),
@@ -266,7 +265,16 @@ impl Storage for LocalStorage {
 
     async fn delete(&self, name: &str) -> Result<()> {
         match tokio::fs::remove_file(self.path(name)).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Directories exist only to hold objects: drop the ones left empty.
+                let mut dir = self.path(name);
+                while dir.pop() && dir.starts_with(&self.root) && dir != self.root {
+                    if tokio::fs::remove_dir(&dir).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err(name, "delete", e)),
         }
