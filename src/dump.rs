@@ -208,6 +208,19 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
     if a.csv_separator.is_empty() {
         return Err(usage("--csv-separator must not be empty"));
     }
+    if a.escape_backslash
+        && a.csv_delimiter.is_empty()
+        && a.csv_separator
+            .starts_with(['0', 'b', 'n', 'r', 't', 'Z', 'N'])
+    {
+        // The separator's first byte is escaped with a backslash when there is no delimiter,
+        // and readers would turn `\t`, `\n`, `\N`... into TAB, newline, NULL...
+        return Err(usage(format!(
+            "--csv-separator `{}` starts with a letter that has a meaning after a backslash; \
+             with --csv-delimiter '' and backslash escaping it cannot be read back: set a --csv-delimiter or choose another separator",
+            a.csv_separator
+        )));
+    }
     let line_terminator = unescape_terminator(&a.csv_line_terminator);
     if line_terminator != "\n" && line_terminator != "\r\n" {
         return Err(usage("--csv-line-terminator must be \\n or \\r\\n"));

@@ -1,0 +1,239 @@
+//! Acceptance: definite, clear errors (exit code 1, or 2 for usage) — and secrets never shown.
+
+mod harness;
+
+use harness::*;
+
+fn dump_cmd(source: &str, to: &str, args: &[&str]) -> std::process::Output {
+    ferry()
+        .args(["dump", "--source", source, "--progress", "off", "--to", to])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn port_url(user: &str) -> String {
+    format!("mysql://{user}@127.0.0.1:{}", servers().source_port)
+}
+
+async fn make_user(name: &str, password: &str, grants: &str) {
+    let mut src = source().await;
+    exec(
+        &mut src,
+        &format!("CREATE OR REPLACE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}'"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("GRANT {grants} ON *.* TO '{name}'@'127.0.0.1'"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn credentials_are_checked_and_never_shown() {
+    let user = unique_db("u");
+    let secret = "s3cr3t-Pw-never-shown";
+    make_user(&user, secret, "ALL PRIVILEGES").await;
+    let db = unique_db("cred");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("out");
+
+    // Wrong password: exit 1, the reason, and no secret.
+    let out = ferry()
+        .env("FERRY_SOURCE_PASSWORD", "wrong-password")
+        .args([
+            "dump",
+            "--source",
+            &port_url(&user),
+            "--progress",
+            "off",
+            "-B",
+            &db,
+            "--to",
+        ])
+        .arg(&to)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("1045") && err.contains("password"), "{err}");
+    assert!(!err.contains("wrong-password"));
+
+    // A password in the URL is refused without echoing it.
+    let out = dump_cmd(
+        &format!(
+            "mysql://{user}:{secret}@127.0.0.1:{}",
+            servers().source_port
+        ),
+        to.to_str().unwrap(),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains(secret), "{err}");
+
+    // The right password from a file works; it appears nowhere in the output.
+    let pwfile = dir.path().join("pw");
+    std::fs::write(&pwfile, format!("{secret}\n")).unwrap();
+    let out = ferry()
+        .args([
+            "dump",
+            "--source",
+            &port_url(&user),
+            "--progress",
+            "off",
+            "-B",
+            &db,
+            "--source-password-file",
+        ])
+        .arg(&pwfile)
+        .arg("--to")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(secret));
+    let manifest = std::fs::read_to_string(to.join("ferry-manifest.json")).unwrap();
+    assert!(!manifest.contains(secret));
+}
+
+#[tokio::test]
+async fn missing_privilege_falls_back_and_explicit_strategy_fails_clearly() {
+    let user = unique_db("lowpriv");
+    make_user(
+        &user,
+        "pw-lowpriv",
+        "SELECT, LOCK TABLES, SHOW VIEW, BINLOG MONITOR",
+    )
+    .await;
+    let db = unique_db("priv");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    exec(&mut src, &format!("INSERT INTO `{db}`.t VALUES (1),(2)")).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = ferry()
+        .env("FERRY_SOURCE_PASSWORD", "pw-lowpriv")
+        .args([
+            "dump",
+            "--source",
+            &port_url(&user),
+            "--progress",
+            "off",
+            "-B",
+            &db,
+            "--to",
+        ])
+        .arg(dir.path().join("auto"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("fell back to `lock`"),
+        "the fallback is logged: {err}"
+    );
+    let m = manifest(&dir.path().join("auto"));
+    assert_eq!(m["consistency"], "lock");
+    assert_eq!(m["totals"]["rows"], 2);
+
+    let out = ferry()
+        .env("FERRY_SOURCE_PASSWORD", "pw-lowpriv")
+        .args([
+            "dump",
+            "--source",
+            &port_url(&user),
+            "--progress",
+            "off",
+            "-B",
+            &db,
+            "--consistency",
+            "flush",
+            "--to",
+        ])
+        .arg(dir.path().join("flush"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("FLUSH TABLES WITH READ LOCK") && err.contains("RELOAD"),
+        "{err}"
+    );
+    assert!(!dir.path().join("flush/ferry-manifest.json").exists());
+}
+
+#[tokio::test]
+async fn bad_destinations_and_filters() {
+    let src = &servers().source_url;
+    // No table matches.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dump_cmd(
+        src,
+        dir.path().join("x").to_str().unwrap(),
+        &["-B", "no_such_database_anywhere"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no table matches"));
+    // Bad filter rule: usage error naming the rule.
+    let out = dump_cmd(
+        src,
+        dir.path().join("y").to_str().unwrap(),
+        &["-f", "db.[a"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("db.[a"));
+    // Not writable.
+    let out = dump_cmd(src, "/proc/ferry-cannot-write-here", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not writable") && err.contains("/proc/ferry-cannot-write-here"),
+        "{err}"
+    );
+    // Missing bucket.
+    if let Ok(endpoint) = std::env::var("FERRY_TEST_S3_ENDPOINT") {
+        let out = dump_cmd(
+            src,
+            "s3://no-such-bucket-ferry/x",
+            &["--s3-endpoint", &endpoint],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("NoSuchBucket") && err.contains("no-such-bucket-ferry"),
+            "{err}"
+        );
+    }
+    // Unreachable server: transient (3) and says so.
+    let out = dump_cmd(
+        "mysql://root@127.0.0.1:1",
+        dir.path().join("z").to_str().unwrap(),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot reach"), "{err}");
+}
