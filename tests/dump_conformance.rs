@@ -12,6 +12,8 @@
 //! Every test works in databases of its own; a failure lists every failing case with file names
 //! and diffs, and keeps the dump directory of a failing case for inspection.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use mysql_async::prelude::Queryable;

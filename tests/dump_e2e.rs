@@ -1,6 +1,8 @@
 //! Acceptance: consistency under concurrent writes, exact Location, S3 destination, and resume
 //! after kill -9.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use harness::*;

@@ -1,5 +1,7 @@
 //! Acceptance: definite, clear errors (exit code 1, or 2 for usage) — and secrets never shown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use harness::*;

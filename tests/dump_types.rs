@@ -1,6 +1,8 @@
 //! Acceptance: every column type with its extremes, and hostile names, survive a dump replayed
 //! with the plain `mariadb` client (SQL) and with `LOAD DATA` (CSV): CHECKSUM TABLE is equal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 use harness::*;
