@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Benchmarks of ferry against the usual tools, on throwaway MariaDB servers
+# (scripts/servers.sh) with a sysbench oltp dataset.
+#
+# Usage: scripts/bench.sh dump [options]
+#        scripts/bench.sh load|catchup        (not implemented yet; exit 2)
+#
+# dump: time `ferry dump` (plain and --compress zstd), mydumper (plain and
+# -c gzip), mariadb-dump (one thread, --single-transaction) and the server's
+# own read ceiling (THREADS concurrent SELECT ... INTO OUTFILE sessions) on
+# the same warm dataset; print the median of the runs of each, MB/s, peak
+# RSS, output sizes and ratios, then one `BENCH_DUMP_JSON {...}` line.
+#
+#   --tables N           sysbench tables (default 8)
+#   --rows-per-table N   rows per table (default 250000; 8 x 250000 ~ 458 MB)
+#   --threads N          dump threads / concurrent sessions (default 4)
+#   --runs N             timed runs per tool; the median is reported (default 3)
+#   --chunk-rows N       rows per chunk for ferry and mydumper
+#                        (default rows-per-table / 4)
+#   --ferry-bin PATH     use this ferry binary instead of building
+#                        target/release/ferry
+#   --workdir DIR        parent of the scratch dir (default <repo>/target;
+#                        servers, data and dump outputs all live there)
+#   --keep               keep the scratch dir (logs) at exit
+#
+# Installs sysbench, mydumper, mariadb-client and time with apt-get if missing.
+# Exit status: 0 if every tool succeeded, 1 if one failed (its log tail is
+# printed), 2 for usage errors.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib-bench.sh
+source "$REPO_DIR/scripts/lib-bench.sh"
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+    exit 2
+}
+
+# ------------------------------------------------------------ common setup
+BENCH_WORK=""
+BENCH_KEEP=0
+BENCH_LOG_DIR=""
+
+cleanup() {
+    local rc=$?
+    stop_servers
+    if [[ -n "$BENCH_WORK" && -d "$BENCH_WORK" ]]; then
+        rm -rf -- "$BENCH_WORK/out" "$BENCH_WORK/servers"
+        if ((BENCH_KEEP)); then
+            log "kept $BENCH_WORK (logs in $BENCH_LOG_DIR)"
+        else
+            rm -rf -- "$BENCH_WORK"
+        fi
+    fi
+    return "$rc"
+}
+
+# setup_work PARENT: scratch dir with servers/, out/ and logs/ on one filesystem.
+setup_work() {
+    local parent="$1"
+    mkdir -p -- "$parent"
+    BENCH_WORK="$(mktemp -d "$(realpath -- "$parent")/bench.XXXXXX")"
+    BENCH_LOG_DIR="$BENCH_WORK/logs"
+    mkdir -p -- "$BENCH_LOG_DIR" "$BENCH_WORK/out"
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || { log "$1 needs a positive integer, got '$2'"; usage; }; }
+
+# ==================================================================== dump
+DB=sbtest
+DUMP_TOOLS=(ferry ferry_zstd mydumper mydumper_gzip mariadb_dump ceiling)
+declare -A LABEL=(
+    [ferry]="ferry"
+    [ferry_zstd]="ferry --compress zstd"
+    [mydumper]="mydumper"
+    [mydumper_gzip]="mydumper -c (gzip)"
+    [mariadb_dump]="mariadb-dump (1 thread)"
+    [ceiling]="ceiling: INTO OUTFILE"
+)
+declare -A TIMES=() RSS=() SIZE=() FAILED=() MED=()
+
+# dump_<tool> OUT LOG: one timed run writing to OUT; sets RUN_SECS/RUN_RSS_KB.
+dump_ferry_common() {
+    local out="$1" logf="$2"; shift 2
+    # ferry wants an existing directory (mydumper creates its own).
+    mkdir -p -- "$out"
+    run_timed "$logf" "$logf.stdout" "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" \
+        --to "$out" -B "$DB" --threads "$THREADS" --rows "$CHUNK_ROWS" --progress off "$@"
+}
+dump_ferry() { dump_ferry_common "$1" "$2"; }
+dump_ferry_zstd() { dump_ferry_common "$1" "$2" --compress zstd; }
+
+# Default consistency (FLUSH TABLES WITH READ LOCK), as mydumper normally runs.
+dump_mydumper_common() {
+    local out="$1" logf="$2"; shift 2
+    run_timed "$logf" "$logf.stdout" mydumper -h 127.0.0.1 -P "$FERRY_TEST_SOURCE_PORT" -u root \
+        -B "$DB" -t "$THREADS" -r "$CHUNK_ROWS" -o "$out" "$@"
+}
+dump_mydumper() { dump_mydumper_common "$1" "$2"; }
+dump_mydumper_gzip() { dump_mydumper_common "$1" "$2" -c; }
+
+dump_mariadb_dump() {
+    local out="$1" logf="$2"
+    mkdir -p -- "$out"
+    run_timed "$logf" "$out/$DB.sql" mariadb-dump --no-defaults -h127.0.0.1 \
+        -P"$FERRY_TEST_SOURCE_PORT" -uroot --single-transaction --quick "$DB"
+}
+
+# THREADS concurrent client sessions, tables dealt round-robin among them,
+# each running SELECT * INTO OUTFILE for its tables; timed as a whole.
+dump_ceiling() {
+    local out="$1" logf="$2" s k t0 rc=0 pids=() sql
+    mkdir -p -- "$out"
+    : >"$logf"
+    t0=$(now)
+    for ((s = 0; s < THREADS && s < TABLES; s++)); do
+        sql=""
+        for ((k = s + 1; k <= TABLES; k += THREADS)); do
+            sql+="SELECT * INTO OUTFILE '$out/sbtest$k.txt' FROM \`$DB\`.sbtest$k;"
+        done
+        src_sql -e "$sql" 2>>"$logf" &
+        pids+=($!)
+    done
+    for s in "${pids[@]}"; do wait "$s" || rc=$?; done
+    RUN_SECS=$(elapsed "$t0")
+    RUN_RSS_KB=""
+    return "$rc"
+}
+
+# Sanity: the ceiling's files hold one line per row.
+check_ceiling_rows() {
+    local out="$1" lines
+    lines=$(cat -- "$out"/*.txt | wc -l)
+    ((lines == TABLES * ROWS)) \
+        || log "WARNING: INTO OUTFILE wrote $lines rows, expected $((TABLES * ROWS))"
+}
+
+# Human-readable sizes (decimal MB, as MB/s).
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+rss_h() {
+    if [[ -n "$1" ]]; then awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; else printf -- '-'; fi
+}
+# mbps BYTES SECS: MB/s, or '-' without a base.
+mbps() {
+    if [[ -n "$1" && -n "$2" ]]; then awk -v b="$1" -v t="$2" 'BEGIN { printf "%.1f", b / 1e6 / t }'; else printf -- '-'; fi
+}
+
+cmd_dump() {
+    TABLES=8 ROWS=250000 THREADS=4 RUNS=3 CHUNK_ROWS="" FERRY_BIN=""
+    local parent="$REPO_DIR/target"
+    while (($#)); do
+        case "$1" in
+            --tables) posint "$1" "${2:-}"; TABLES="$2"; shift 2 ;;
+            --rows-per-table) posint "$1" "${2:-}"; ROWS="$2"; shift 2 ;;
+            --threads) posint "$1" "${2:-}"; THREADS="$2"; shift 2 ;;
+            --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
+            --chunk-rows) posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
+            --ferry-bin) [[ -n "${2:-}" ]] || usage; FERRY_BIN="$(realpath -- "$2")"; shift 2 ;;
+            --workdir) [[ -n "${2:-}" ]] || usage; parent="$2"; shift 2 ;;
+            --keep) BENCH_KEEP=1; shift ;;
+            -h|--help) usage ;;
+            *) log "unknown option for dump: $1"; usage ;;
+        esac
+    done
+    if [[ -z "$CHUNK_ROWS" ]]; then
+        CHUNK_ROWS=$((ROWS / 4))
+        ((CHUNK_ROWS > 0)) || CHUNK_ROWS=1
+    fi
+
+    # 1. tools and ferry
+    need_pkg sysbench sysbench
+    need_pkg mydumper mydumper
+    need_pkg mariadb-dump mariadb-client
+    need_pkg mariadb mariadb-client
+    ensure_gnu_time
+    build_ferry
+
+    # 2. servers and dataset
+    setup_work "$parent"
+    start_servers "$BENCH_WORK/servers"
+    prepare_sysbench "$DB" "$TABLES" "$ROWS"
+    fit_buffer_pool "$DB"
+    log "$BENCH_POOL_NOTE"
+
+    # 5. warm-up (untimed)
+    log "warm-up: full read of each table"
+    warm_up "$DB" "$TABLES"
+
+    # 3. measure; tools interleaved run by run so drift hits all alike
+    local run tool out logf
+    for ((run = 1; run <= RUNS; run++)); do
+        for tool in "${DUMP_TOOLS[@]}"; do
+            [[ -z "${FAILED[$tool]:-}" ]] || continue
+            out="$BENCH_WORK/out/$tool"
+            logf="$BENCH_LOG_DIR/$tool.run$run.log"
+            rm -rf -- "$out"
+            sync
+            if "dump_$tool" "$out" "$logf"; then
+                TIMES[$tool]+="$RUN_SECS "
+                [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+                SIZE[$tool]=$(bytes_of "$out")
+                [[ "$tool" != ceiling || $run -ne 1 ]] || check_ceiling_rows "$out"
+                log "run $run/$RUNS ${LABEL[$tool]}: ${RUN_SECS}s, $(mb "${SIZE[$tool]}")"
+            else
+                FAILED[$tool]="exit status $? after ${RUN_SECS}s; log $logf"
+                log "run $run/$RUNS ${LABEL[$tool]} FAILED (${FAILED[$tool]}):"
+                tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
+                BENCH_KEEP=1
+            fi
+            rm -rf -- "$out"
+        done
+    done
+
+    # 4. report
+    local base base_name rss_kb t
+    for tool in "${DUMP_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
+        # shellcheck disable=SC2086  # word-splitting the list of times
+        MED[$tool]=$(median ${TIMES[$tool]})
+    done
+    if [[ -n "${MED[ferry]:-}" ]]; then
+        base=${SIZE[ferry]} base_name="ferry's uncompressed SQL output"
+    elif [[ -n "${MED[ceiling]:-}" ]]; then
+        base=${SIZE[ceiling]} base_name="the INTO OUTFILE files (ferry failed)"
+    else
+        base="" base_name="none (ferry and the ceiling failed)"
+    fi
+
+    echo
+    echo "dump benchmark: $TABLES tables x $ROWS rows (sysbench oltp, db $DB), threads $THREADS," \
+        "chunk rows $CHUNK_ROWS, median of $RUNS run(s)"
+    echo "dataset base for MB/s: ${base:+$(mb "$base") = }$base_name (MB = 10^6 bytes)"
+    echo "buffer pool: $BENCH_POOL_NOTE"
+    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
+    echo
+    printf '%-26s %9s %8s %11s %12s  %s\n' tool "median s" "MB/s" "peak RSS" "output" "runs (s)"
+    for tool in "${DUMP_TOOLS[@]}"; do
+        if [[ -n "${FAILED[$tool]:-}" ]]; then
+            printf '%-26s FAILED: %s\n' "${LABEL[$tool]}" "${FAILED[$tool]}"
+            continue
+        fi
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        printf '%-26s %9s %8s %11s %12s  %s\n' "${LABEL[$tool]}" "${MED[$tool]}" \
+            "$(mbps "$base" "${MED[$tool]}")" \
+            "$(rss_h "$rss_kb")" "$(mb "${SIZE[$tool]}")" "${TIMES[$tool]% }"
+    done
+    echo "(peak RSS: max over the runs of the dump process; '-' for the ceiling, whose work is in the server)"
+
+    local -A R=(
+        [ferry_vs_mydumper]="$(ratio "${MED[mydumper]:-}" "${MED[ferry]:-}")"
+        [ferry_zstd_vs_mydumper_gzip]="$(ratio "${MED[mydumper_gzip]:-}" "${MED[ferry_zstd]:-}")"
+        [ferry_vs_ceiling]="$(ratio "${MED[ceiling]:-}" "${MED[ferry]:-}")"
+        [ferry_zstd_vs_ferry]="$(ratio "${MED[ferry]:-}" "${MED[ferry_zstd]:-}")"
+        [mydumper_gzip_vs_mydumper]="$(ratio "${MED[mydumper]:-}" "${MED[mydumper_gzip]:-}")"
+        [ferry_vs_mariadb_dump]="$(ratio "${MED[mariadb_dump]:-}" "${MED[ferry]:-}")"
+    )
+    local ratio_order=(ferry_vs_mydumper ferry_zstd_vs_mydumper_gzip ferry_vs_ceiling
+        ferry_zstd_vs_ferry mydumper_gzip_vs_mydumper ferry_vs_mariadb_dump)
+    local -A RDESC=(
+        [ferry_vs_mydumper]="ferry vs mydumper|mydumper_s / ferry_s"
+        [ferry_zstd_vs_mydumper_gzip]="ferry zstd vs mydumper gzip|mydumper_gzip_s / ferry_zstd_s"
+        [ferry_vs_ceiling]="ferry vs ceiling|ceiling_s / ferry_s"
+        [ferry_zstd_vs_ferry]="ferry zstd vs ferry plain|ferry_s / ferry_zstd_s"
+        [mydumper_gzip_vs_mydumper]="mydumper gzip vs plain|mydumper_s / mydumper_gzip_s"
+        [ferry_vs_mariadb_dump]="ferry vs mariadb-dump|mariadb_dump_s / ferry_s"
+    )
+    echo
+    echo "speed ratios (> 1: the first is faster):"
+    for t in "${ratio_order[@]}"; do
+        printf '  %-28s %-32s %s\n' "${RDESC[$t]%%|*}" "(${RDESC[$t]#*|})" "${R[$t]:-n/a}"
+    done
+
+    # Machine-readable summary.
+    local json tj mbs first=1
+    json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"threads\":$THREADS,\"chunk_rows\":$CHUNK_ROWS,\"runs\":$RUNS"
+    json+=",\"dataset_bytes\":$(json_num "$base"),\"dataset_base\":\"$( [[ -n "${MED[ferry]:-}" ]] && echo ferry_uncompressed || echo into_outfile)\""
+    json+=",\"buffer_pool_bytes\":$BENCH_POOL_BYTES,\"tools\":{"
+    for tool in "${DUMP_TOOLS[@]}"; do
+        ((first)) || json+=","
+        first=0
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        tj=""
+        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
+        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}]"
+        mbs=$(mbps "$base" "${MED[$tool]:-}")
+        json+=",\"mb_per_s\":$(json_num "${mbs#-}")"
+        json+=",\"peak_rss_kb\":$(json_num "$rss_kb"),\"output_bytes\":$(json_num "${SIZE[$tool]:-}")}"
+    done
+    json+="},\"ratios\":{"
+    first=1
+    for t in "${ratio_order[@]}"; do
+        ((first)) || json+=","
+        first=0
+        json+="\"$t\":$(json_num "${R[$t]:-}")"
+    done
+    json+="}}"
+    echo
+    echo "BENCH_DUMP_JSON $json"
+
+    for tool in "${DUMP_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" ]] || return 1
+    done
+}
+
+# ===================================================== later subcommands
+cmd_load() { echo "bench.sh load: not implemented yet" >&2; exit 2; }
+cmd_catchup() { echo "bench.sh catchup: not implemented yet" >&2; exit 2; }
+
+# ==================================================================== main
+CMD="${1:-}"
+[[ -n "$CMD" ]] || usage
+shift
+case "$CMD" in
+    dump) cmd_dump "$@" ;;
+    load) cmd_load "$@" ;;
+    catchup) cmd_catchup "$@" ;;
+    -h|--help|help) usage ;;
+    *) log "unknown subcommand: $CMD (expected dump, load or catchup)"; usage ;;
+esac
