@@ -86,7 +86,7 @@ declare -A TIMES=() RSS=() SIZE=() FAILED=() MED=()
 # dump_<tool> OUT LOG: one timed run writing to OUT; sets RUN_SECS/RUN_RSS_KB.
 dump_ferry_common() {
     local out="$1" logf="$2"; shift 2
-    # ferry wants an existing directory (mydumper creates its own).
+    # Start from an empty output directory.
     mkdir -p -- "$out"
     run_timed "$logf" "$logf.stdout" "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" \
         --to "$out" -B "$DB" --threads "$THREADS" --rows "$CHUNK_ROWS" --progress off "$@"
