@@ -1376,16 +1376,7 @@ async fn csv_separator_starting_with_an_escape_letter_is_refused_or_round_trips(
     let mut problems = Vec::new();
     for separator in ["t", "n", "r", "b", "0", "Z", "N"] {
         let dir = new_dump_dir();
-        let out = harness::ferry()
-            .args([
-                "dump",
-                "--source",
-                &harness::servers().source_url,
-                "--progress",
-                "off",
-                "--to",
-            ])
-            .arg(dir.path())
+        let out = harness::dump_command(&harness::servers().source_url, dir.path())
             .args([
                 "-B",
                 &db,

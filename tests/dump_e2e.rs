@@ -239,14 +239,7 @@ async fn s3_zstd_dump_matches_local_dump() {
     );
     let prefix = format!("run-{db}");
     let url = format!("s3://{bucket}/{prefix}");
-    run_ok(ferry().args([
-        "dump",
-        "--source",
-        &servers().source_url_or(),
-        "--progress",
-        "off",
-        "--to",
-        &url,
+    run_ok(dump_command(&servers().source_url, &url).args([
         "--s3-endpoint",
         &endpoint,
         "-B",
@@ -301,15 +294,6 @@ async fn s3_zstd_dump_matches_local_dump() {
     assert_eq!(m["totals"]["rows"], 50002);
 }
 
-trait SourceUrl {
-    fn source_url_or(&self) -> String;
-}
-impl SourceUrl for Servers {
-    fn source_url_or(&self) -> String {
-        self.source_url.clone()
-    }
-}
-
 #[tokio::test]
 async fn resume_after_kill_9_completes_without_duplicates() {
     let db = unique_db("resume");
@@ -339,16 +323,7 @@ async fn resume_after_kill_9_completes_without_duplicates() {
     ];
     let mut killed_with_done = 0;
     // Kill at a moment when some chunks are done and others are not.
-    let mut child = ferry()
-        .args([
-            "dump",
-            "--source",
-            &servers().source_url,
-            "--progress",
-            "off",
-            "--to",
-        ])
-        .arg(dir.path())
+    let mut child = dump_command(&servers().source_url, dir.path())
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -422,16 +397,7 @@ async fn resume_after_kill_9_completes_without_duplicates() {
         );
     }
     // Running again on a complete dump is refused, not silently redone.
-    let again = ferry()
-        .args([
-            "dump",
-            "--source",
-            &servers().source_url,
-            "--progress",
-            "off",
-            "--to",
-        ])
-        .arg(dir.path())
+    let again = dump_command(&servers().source_url, dir.path())
         .args(args)
         .output()
         .unwrap();

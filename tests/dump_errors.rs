@@ -7,11 +7,7 @@ mod harness;
 use harness::*;
 
 fn dump_cmd(source: &str, to: &str, args: &[&str]) -> std::process::Output {
-    ferry()
-        .args(["dump", "--source", source, "--progress", "off", "--to", to])
-        .args(args)
-        .output()
-        .unwrap()
+    dump_command(source, to).args(args).output().unwrap()
 }
 
 fn port_url(user: &str) -> String {
@@ -49,19 +45,9 @@ async fn credentials_are_checked_and_never_shown() {
     let to = dir.path().join("out");
 
     // Wrong password: exit 1, the reason, and no secret.
-    let out = ferry()
+    let out = dump_command(&port_url(&user), &to)
         .env("FERRY_SOURCE_PASSWORD", "wrong-password")
-        .args([
-            "dump",
-            "--source",
-            &port_url(&user),
-            "--progress",
-            "off",
-            "-B",
-            &db,
-            "--to",
-        ])
-        .arg(&to)
+        .args(["-B", &db])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -85,20 +71,9 @@ async fn credentials_are_checked_and_never_shown() {
     // The right password from a file works; it appears nowhere in the output.
     let pwfile = dir.path().join("pw");
     std::fs::write(&pwfile, format!("{secret}\n")).unwrap();
-    let out = ferry()
-        .args([
-            "dump",
-            "--source",
-            &port_url(&user),
-            "--progress",
-            "off",
-            "-B",
-            &db,
-            "--source-password-file",
-        ])
+    let out = dump_command(&port_url(&user), &to)
+        .args(["-B", &db, "--source-password-file"])
         .arg(&pwfile)
-        .arg("--to")
-        .arg(&to)
         .output()
         .unwrap();
     assert!(
@@ -136,19 +111,9 @@ async fn missing_privilege_falls_back_and_explicit_strategy_fails_clearly() {
     exec(&mut src, &format!("INSERT INTO `{db}`.t VALUES (1),(2)")).await;
     let dir = tempfile::tempdir().unwrap();
 
-    let out = ferry()
+    let out = dump_command(&port_url(&user), dir.path().join("auto"))
         .env("FERRY_SOURCE_PASSWORD", "pw-lowpriv")
-        .args([
-            "dump",
-            "--source",
-            &port_url(&user),
-            "--progress",
-            "off",
-            "-B",
-            &db,
-            "--to",
-        ])
-        .arg(dir.path().join("auto"))
+        .args(["-B", &db])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -161,21 +126,9 @@ async fn missing_privilege_falls_back_and_explicit_strategy_fails_clearly() {
     assert_eq!(m["consistency"], "lock");
     assert_eq!(m["totals"]["rows"], 2);
 
-    let out = ferry()
+    let out = dump_command(&port_url(&user), dir.path().join("flush"))
         .env("FERRY_SOURCE_PASSWORD", "pw-lowpriv")
-        .args([
-            "dump",
-            "--source",
-            &port_url(&user),
-            "--progress",
-            "off",
-            "-B",
-            &db,
-            "--consistency",
-            "flush",
-            "--to",
-        ])
-        .arg(dir.path().join("flush"))
+        .args(["-B", &db, "--consistency", "flush"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

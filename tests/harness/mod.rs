@@ -137,21 +137,17 @@ pub fn run_ok(cmd: &mut Command) -> String {
     stdout
 }
 
-/// `ferry dump --source <source> --to <dir> --progress off <args>`.
+/// `ferry dump --source <source> --progress off --to <to>`; add options with `.args(..)`.
+pub fn dump_command(source: &str, to: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = ferry();
+    c.args(["dump", "--source", source, "--progress", "off", "--to"])
+        .arg(to);
+    c
+}
+
+/// Runs `ferry dump` from the test source to `to` with `args`; panics if it fails.
 pub fn dump(to: &Path, args: &[&str]) -> String {
-    run_ok(
-        ferry()
-            .args([
-                "dump",
-                "--source",
-                &servers().source_url,
-                "--progress",
-                "off",
-                "--to",
-            ])
-            .arg(to)
-            .args(args),
-    )
+    run_ok(dump_command(&servers().source_url, to).args(args))
 }
 
 /// The plain `mariadb` client on a test server.
