@@ -11,7 +11,7 @@
 #   env     Print DIR/env: `eval "$(scripts/servers.sh env)"`.
 #   status  Report whether each server is up; exit 0 only if both are.
 #
-#   --dir DIR        State directory (default: ${FERRY_SANDBOX_DIR:-<repo>/.sandbox}).
+#   --dir DIR        State directory (default: ${FERRY_SANDBOX_DIR:-<repo>/.sandbox/db}).
 #   --owner-pid PID  (start) Also spawn a detached watchdog that runs `stop`
 #                    for DIR as soon as process PID no longer exists.
 #
@@ -43,7 +43,7 @@ usage() {
 CMD="${1:-}"
 [[ -n "$CMD" ]] || usage
 shift
-DIR="${FERRY_SANDBOX_DIR:-$REPO_DIR/.sandbox}"
+DIR="${FERRY_SANDBOX_DIR:-$REPO_DIR/.sandbox/db}"
 OWNER_PID=""
 while (($#)); do
     case "$1" in
