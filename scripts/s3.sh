@@ -10,7 +10,7 @@
 #   env     Print DIR/env: `eval "$(scripts/s3.sh env)"`.
 #   status  Report whether the server is up; exit 0 only if it is.
 #
-#   --dir DIR        State directory (default: ${FERRY_SANDBOX_DIR:-<repo>/.sandbox}/s3).
+#   --dir DIR        State directory (default: ${FERRY_S3_SANDBOX_DIR:-<repo>/.sandbox/s3}).
 #   --owner-pid PID  (start) Also spawn a detached watchdog that runs `stop`
 #                    for DIR as soon as process PID no longer exists.
 #
@@ -42,7 +42,7 @@ usage() {
 CMD="${1:-}"
 [[ -n "$CMD" ]] || usage
 shift
-DIR="${FERRY_SANDBOX_DIR:-$REPO_DIR/.sandbox}/s3"
+DIR="${FERRY_S3_SANDBOX_DIR:-$REPO_DIR/.sandbox/s3}"
 DIR_GIVEN=""
 OWNER_PID=""
 while (($#)); do

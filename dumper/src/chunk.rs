@@ -15,7 +15,7 @@
 //!
 //! Chunks cover the whole key space: the first has no lower bound and the last no upper bound,
 //! so rows inserted after planning (and visible in the snapshot) are never missed, and bounds
-//! need not come from the snapshot.
+//! need not come from the snapshot. `--where` is applied when chunks are read, not here.
 
 use crate::error::DumpError;
 use crate::schema::{key_literal, TableInfo};
@@ -66,7 +66,6 @@ pub async fn plan_table(
     conn: &mut Conn,
     t: &TableInfo,
     rows_per_chunk: Option<u64>,
-    where_clause: Option<&str>,
 ) -> Result<Vec<ChunkPlan>, DumpError> {
     let whole = vec![ChunkPlan {
         index: 0,
@@ -80,9 +79,9 @@ pub async fn plan_table(
         return Ok(whole);
     }
     if t.integer_key().is_some() {
-        plan_integer(conn, t, target, where_clause).await
+        plan_integer(conn, t, target).await
     } else {
-        plan_keyset(conn, t, target, where_clause).await
+        plan_keyset(conn, t, target).await
     }
 }
 
@@ -90,14 +89,12 @@ async fn plan_integer(
     conn: &mut Conn,
     t: &TableInfo,
     target: u64,
-    where_clause: Option<&str>,
 ) -> Result<Vec<ChunkPlan>, DumpError> {
     let key = quote_ident(&t.chunk_key[0]);
     let table = t.qualified();
     let what = format!("planning chunks of {}", t.display());
-    let q = |sql: String| sql;
     let (min, max): (Option<i128>, Option<i128>) = conn
-        .query_first(q(format!("SELECT MIN({key}), MAX({key}) FROM {table}")))
+        .query_first(format!("SELECT MIN({key}), MAX({key}) FROM {table}"))
         .await
         .map_err(|e| DumpError::query(&what, e))?
         .unwrap_or((None, None));
@@ -108,8 +105,7 @@ async fn plan_integer(
             upper: None,
         }]);
     };
-    let _ = where_clause; // bounds cover the key space; --where applies when reading
-                          // Ranges are inclusive [lo, hi] and both ends hold a row.
+    // Ranges are inclusive [lo, hi] and both ends hold a row.
     let mut pending = vec![(min, max)];
     let mut done: Vec<(i128, i128, u64)> = Vec::new();
     while let Some((lo, hi)) = pending.pop() {
@@ -199,7 +195,6 @@ async fn plan_keyset(
     conn: &mut Conn,
     t: &TableInfo,
     target: u64,
-    _where: Option<&str>,
 ) -> Result<Vec<ChunkPlan>, DumpError> {
     if t.est_rows <= target + target / 2 && t.est_rows > 0 {
         return Ok(vec![ChunkPlan {

@@ -190,7 +190,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         .map_err(|e| DumpError::query("reading the server version", e))?;
     tracing::info!(server = %cfg.source.display(), flavor = %server.flavor, version = %server.version, "connected to source");
 
-    let plan = match load_plan(&*storage).await? {
+    let (plan, resuming) = match load_plan(&*storage).await? {
         Some(plan) => {
             if plan.fingerprint != cfg.fingerprint() {
                 return Err(DumpError::Definite(format!(
@@ -201,12 +201,12 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             }
             let n = storage.clean_incomplete().await.unwrap_or(0);
             tracing::info!(leftovers_removed = n, "resuming an interrupted dump");
-            plan
+            (plan, true)
         }
         None => {
             let plan = make_plan(&cfg, &mut ctl, &server, &*storage).await?;
             storage.put(PLAN_NAME, json(&plan)).await?;
-            plan
+            (plan, false)
         }
     };
     let _ = ctl.disconnect().await;
@@ -279,6 +279,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             counters: counters.clone(),
             taken_at: snaps.taken_at.clone(),
             strategy: strategy_name.clone(),
+            resuming,
         });
         let mut handles = Vec::new();
         for (i, w) in snaps.workers.into_iter().enumerate() {
@@ -433,7 +434,7 @@ async fn make_plan(
         let chunks = if cfg.no_data {
             Vec::new()
         } else {
-            chunk::plan_table(ctl, &info, cfg.rows, cfg.where_clause.as_deref()).await?
+            chunk::plan_table(ctl, &info, cfg.rows).await?
         };
         tracing::info!(table = %info.display(), chunks = chunks.len(), key = ?info.chunk_key, est_rows = info.est_rows, "planned");
         tables.push(TablePlan {
@@ -482,6 +483,8 @@ struct WorkerCtx {
     counters: Arc<Counters>,
     taken_at: String,
     strategy: String,
+    /// An earlier run may have left files of unfinished chunks behind.
+    resuming: bool,
 }
 
 async fn worker_loop(
@@ -535,13 +538,15 @@ async fn dump_chunk(
     let cfg = &ctx.cfg;
     let t = &ctx.plan.tables[ti].info;
     let base = t.file_base();
-    // Files of an earlier, unfinished attempt at this chunk.
-    for obj in ctx
-        .storage
-        .list(&ChunkWriter::chunk_prefix(&base, chunk.index))
-        .await?
-    {
-        ctx.storage.delete(&obj.name).await?;
+    // Files of an earlier, unfinished attempt at this chunk (only a resumed run can have them).
+    if ctx.resuming {
+        for obj in ctx
+            .storage
+            .list(&ChunkWriter::chunk_prefix(&base, chunk.index))
+            .await?
+        {
+            ctx.storage.delete(&obj.name).await?;
+        }
     }
     let mut conds = Vec::new();
     if let Some(c) = chunk.condition(&t.chunk_key) {

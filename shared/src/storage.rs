@@ -409,6 +409,19 @@ impl S3Storage {
         format!("{}{}", self.prefix, name)
     }
 
+    /// Aborts a multipart upload (best effort: an upload left open stays invisible and is
+    /// removed by `clean_incomplete`).
+    async fn abort_upload(&self, key: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
     fn err<E>(
         &self,
         name: &str,
@@ -588,14 +601,7 @@ impl Storage for S3Storage {
         let mut n = 0;
         for up in resp.uploads() {
             if let (Some(key), Some(id)) = (up.key(), up.upload_id()) {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(id)
-                    .send()
-                    .await;
+                self.abort_upload(key, id).await;
                 n += 1;
             }
         }
@@ -689,14 +695,7 @@ impl S3Writer {
         }
         if let Some(id) = self.upload_id.take() {
             let s = &self.storage;
-            let _ = s
-                .client
-                .abort_multipart_upload()
-                .bucket(&s.bucket)
-                .key(s.key(&self.name))
-                .upload_id(id)
-                .send()
-                .await;
+            s.abort_upload(&s.key(&self.name), &id).await;
         }
     }
 }
@@ -774,16 +773,7 @@ impl Drop for S3Writer {
             let s = self.storage.clone();
             let key = s.key(&self.name);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = s
-                        .client
-                        .abort_multipart_upload()
-                        .bucket(&s.bucket)
-                        .key(key)
-                        .upload_id(id)
-                        .send()
-                        .await;
-                });
+                rt.spawn(async move { s.abort_upload(&key, &id).await });
             }
         }
     }
