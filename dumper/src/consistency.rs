@@ -168,6 +168,30 @@ async fn mariadb_gtid_at(conn: &mut Conn, pos: &BinlogPos) -> Result<Option<Gtid
     }
 }
 
+/// MariaDB: the binlog position and `@@gtid_binlog_pos` at one instant, or None when the
+/// position moved between the reads (or SHOW MASTER STATUS is not allowed). Reading the position
+/// before and after the GTID state proves that no binlog write came between them.
+async fn current_gtid_state(ctl: &mut Conn) -> Option<Location> {
+    async fn pos(ctl: &mut Conn) -> Option<BinlogPos> {
+        let row: mysql_async::Row = ctl.query_first("SHOW MASTER STATUS").await.ok()??;
+        Some(BinlogPos::new(
+            row.get::<String, _>(0)?,
+            row.get::<u64, _>(1)?,
+        ))
+    }
+    let before = pos(ctl).await?;
+    let gtid: String = ctl
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .await
+        .ok()??;
+    let after = pos(ctl).await?;
+    if before != after {
+        return None;
+    }
+    let gtid = GtidSet::parse_mariadb(&gtid).ok()?;
+    Some(Location::new(after, Some(gtid)))
+}
+
 /// `SHOW MASTER STATUS` plus the flavour's GTID state; None when binary logging is off.
 pub async fn master_status(
     conn: &mut Conn,
@@ -256,6 +280,8 @@ async fn try_strategy(
                 snapshot_position(c).await
             }))
             .await;
+            // While commits are blocked the server's current GTID state is the snapshots'.
+            let current = current_gtid_state(&mut ctl).await;
             if strategy == Consistency::BackupStage {
                 let end = ctl.query_drop("BACKUP STAGE END").await;
                 blocked = t0.elapsed();
@@ -270,12 +296,18 @@ async fn try_strategy(
                     "worker snapshots are at different binlog positions under BLOCK_COMMIT ({positions:?}); retry"
                 )));
             }
+            let mut known: Vec<Location> = current.into_iter().collect();
             for (conn, pos) in conns.into_iter().zip(positions) {
                 let location = match pos {
-                    Some(p) => {
-                        let g = mariadb_gtid_at(&mut ctl, &p).await?;
-                        Some(Location::new(p, g))
-                    }
+                    Some(p) => match known.iter().find(|l| l.pos == p) {
+                        Some(l) => Some(l.clone()),
+                        None => {
+                            // BINLOG_GTID_POS scans the binlog file up to `p`: once per position.
+                            let l = Location::new(p.clone(), mariadb_gtid_at(&mut ctl, &p).await?);
+                            known.push(l.clone());
+                            Some(l)
+                        }
+                    },
                     None => None,
                 };
                 workers.push(SnapshotWorker { conn, location });
