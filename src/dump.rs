@@ -50,7 +50,7 @@ pub struct DumpArgs {
     /// Compression of data files.
     #[arg(long, default_value = "none", value_parser = ["none", "zstd", "gzip"])]
     compress: String,
-    /// Compression level (zstd 1-19, default 3; gzip 1-9, default 6).
+    /// Compression level (zstd 1-22, default 1: fastest; gzip 1-9, default 6).
     #[arg(long)]
     compress_level: Option<i32>,
     /// Split data files at about this size (uncompressed), e.g. 256MiB, 1GB, 1000000.
@@ -184,7 +184,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
     let filter = TableFilter::parse(&rules).map_err(usage)?;
     let compression = match a.compress.as_str() {
         "zstd" => {
-            let l = a.compress_level.unwrap_or(3);
+            let l = a.compress_level.unwrap_or(1);
             if !(1..=22).contains(&l) {
                 return Err(usage("--compress-level for zstd must be 1-22"));
             }

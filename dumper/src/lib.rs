@@ -500,6 +500,7 @@ async fn worker_loop(
         .query_drop("SET SESSION time_zone = '+00:00'")
         .await
         .map_err(|e| DumpError::query("SET time_zone", e))?;
+    let mut pending = VecDeque::new();
     loop {
         if ctx.abort.load(Ordering::Relaxed) {
             return Ok(());
@@ -513,15 +514,20 @@ async fn worker_loop(
             table = %table.info.display(),
             chunk = chunk.index
         );
-        match dump_chunk(&ctx, &mut w, ti, &chunk).instrument(span).await {
-            Ok(()) => {
-                ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
-            }
+        let tail = match dump_chunk(&ctx, &mut w, ti, &chunk).instrument(span).await {
+            Ok(tail) => tail,
             Err(e) => {
                 ctx.abort.store(true, Ordering::Relaxed);
                 return Err(e);
             }
+        };
+        pending.push_back(tail);
+        if pending.len() > MAX_PENDING_TAILS {
+            await_tail(&ctx, pending.pop_front()).await?;
         }
+    }
+    while let Some(tail) = pending.pop_front() {
+        await_tail(&ctx, Some(tail)).await?;
     }
     // Release the snapshot.
     let _ = w.conn.query_drop("COMMIT").await;
@@ -529,12 +535,34 @@ async fn worker_loop(
     Ok(())
 }
 
+/// Chunk tails (last file's fsync + rename, then the completion marker) that may still be
+/// running per worker while the next chunk streams.
+const MAX_PENDING_TAILS: usize = 2;
+
+type ChunkTail = tokio::task::JoinHandle<Result<(), DumpError>>;
+
+async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), DumpError> {
+    let Some(tail) = tail else { return Ok(()) };
+    let r = tail.await.unwrap_or_else(|e| {
+        Err(DumpError::Definite(format!(
+            "chunk finalizer panicked: {e}"
+        )))
+    });
+    if r.is_err() {
+        ctx.abort.store(true, Ordering::Relaxed);
+    }
+    r
+}
+
+/// Streams one chunk's rows (and, with `--checksum`, checksums them in the same snapshot); the
+/// returned tail finishes its files and only then writes the chunk's completion marker, so a
+/// marker always describes durable, complete files.
 async fn dump_chunk(
     ctx: &WorkerCtx,
     w: &mut SnapshotWorker,
     ti: usize,
     chunk: &ChunkPlan,
-) -> Result<(), DumpError> {
+) -> Result<ChunkTail, DumpError> {
     let cfg = &ctx.cfg;
     let t = &ctx.plan.tables[ti].info;
     let base = t.file_base();
@@ -615,10 +643,6 @@ async fn dump_chunk(
         ctx.counters.bytes.fetch_add(tail_bytes, Ordering::Relaxed);
     }
     let rows = writer.rows;
-    let (files, raw_bytes) = writer.finish().await?;
-    ctx.counters
-        .files
-        .fetch_add(files.len() as u64, Ordering::Relaxed);
     let checksum = if cfg.checksum {
         let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
         let q = checksum::query(
@@ -643,21 +667,32 @@ async fn dump_chunk(
     } else {
         None
     };
-    let marker = ChunkDone {
+    let storage = ctx.storage.clone();
+    let counters = ctx.counters.clone();
+    let mut marker = ChunkDone {
         table: ti,
         chunk: chunk.index,
         rows,
-        raw_bytes,
-        files,
+        raw_bytes: 0,
+        files: Vec::new(),
         location: w.location.clone(),
         taken_at: ctx.taken_at.clone(),
         strategy: ctx.strategy.clone(),
         checksum,
     };
-    ctx.storage
-        .put(&done_name(ti, chunk.index), json(&marker))
-        .await?;
-    Ok(())
+    Ok(tokio::spawn(async move {
+        let (files, raw_bytes) = writer.finish().await?;
+        counters
+            .files
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
+        marker.files = files;
+        marker.raw_bytes = raw_bytes;
+        storage
+            .put(&done_name(marker.table, marker.chunk), json(&marker))
+            .await?;
+        counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }))
 }
 
 fn build_manifest(
