@@ -33,7 +33,7 @@ use ferry_shared::conn::{ConnSpec, ServerInfo};
 use ferry_shared::filter::TableFilter;
 use ferry_shared::ident::encode_file_name;
 use ferry_shared::manifest::*;
-use ferry_shared::progress::{Counters, ProgressMode, ProgressReporter};
+use ferry_shared::progress::{Counters, ProgressMode, ProgressReporter, TableBars};
 use ferry_shared::storage::{self, S3Options, Storage};
 use ferry_shared::{checksum, Location};
 use mysql_async::prelude::Queryable;
@@ -270,6 +270,20 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         .await?;
         strategy_name = snaps.strategy.name().to_string();
         blocked_ms = snaps.blocked.as_millis() as u64;
+        let table_bars = reporter.table_bars(
+            plan.tables
+                .iter()
+                .enumerate()
+                .map(|(ti, t)| {
+                    let left = t
+                        .chunks
+                        .iter()
+                        .filter(|c| !done.contains_key(&(ti, c.index)))
+                        .count();
+                    (t.info.display(), t.info.est_rows, left as u64)
+                })
+                .collect(),
+        );
         let ctx = Arc::new(WorkerCtx {
             cfg: cfg.clone(),
             storage: storage.clone(),
@@ -277,6 +291,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             queue: Mutex::new(queue),
             abort: AtomicBool::new(false),
             counters: counters.clone(),
+            table_bars: Arc::new(table_bars),
             taken_at: snaps.taken_at.clone(),
             strategy: strategy_name.clone(),
             resuming,
@@ -481,6 +496,7 @@ struct WorkerCtx {
     queue: Mutex<VecDeque<(usize, ChunkPlan)>>,
     abort: AtomicBool,
     counters: Arc<Counters>,
+    table_bars: Arc<TableBars>,
     taken_at: String,
     strategy: String,
     /// An earlier run may have left files of unfinished chunks behind.
@@ -632,6 +648,7 @@ async fn dump_chunk(
             writer.write_row(&values).await?;
             pending_rows += 1;
             if pending_rows == 4096 {
+                ctx.table_bars.add_rows(ti, pending_rows);
                 ctx.counters
                     .add(pending_rows, writer.raw_bytes - last_bytes);
                 last_bytes = writer.raw_bytes;
@@ -639,6 +656,7 @@ async fn dump_chunk(
             }
         }
         ctx.counters.add(pending_rows, 0);
+        ctx.table_bars.add_rows(ti, pending_rows);
         let tail_bytes = writer.raw_bytes - last_bytes;
         ctx.counters.bytes.fetch_add(tail_bytes, Ordering::Relaxed);
     }
@@ -669,6 +687,7 @@ async fn dump_chunk(
     };
     let storage = ctx.storage.clone();
     let counters = ctx.counters.clone();
+    let table_bars = ctx.table_bars.clone();
     let mut marker = ChunkDone {
         table: ti,
         chunk: chunk.index,
@@ -691,6 +710,7 @@ async fn dump_chunk(
             .put(&done_name(marker.table, marker.chunk), json(&marker))
             .await?;
         counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+        table_bars.unit_done(marker.table);
         Ok(())
     }))
 }

@@ -124,16 +124,20 @@ impl ProgressReporter {
         }
     }
 
-    /// A per-table bar (terminal only).
-    pub fn table_bar(&self, name: &str, est_rows: u64) -> Option<ProgressBar> {
-        let multi = self.multi.as_ref()?;
-        let bar = multi.add(ProgressBar::new(est_rows.max(1)));
-        bar.set_style(
-            ProgressStyle::with_template("  {prefix:40!} {bar:30} {pos}/~{len}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(name.to_string());
-        Some(bar)
+    /// Per-table bars for `(name, estimated rows, units of work)`; drawn on a terminal only.
+    pub fn table_bars(&self, tables: Vec<(String, u64, u64)>) -> TableBars {
+        TableBars {
+            multi: self.multi.clone(),
+            tables: tables
+                .into_iter()
+                .map(|(name, est_rows, units)| TableBarState {
+                    name,
+                    est_rows,
+                    units_left: AtomicU64::new(units),
+                    bar: std::sync::Mutex::new(None),
+                })
+                .collect(),
+        }
     }
 
     pub fn counters(&self) -> &Arc<Counters> {
@@ -161,6 +165,55 @@ impl Drop for ProgressReporter {
     fn drop(&mut self) {
         if let Some(t) = self.ticker.take() {
             t.abort();
+        }
+    }
+}
+
+/// A bar per table, shown from its first rows until its last unit of work is done, so the
+/// screen holds only the tables in flight.
+pub struct TableBars {
+    multi: Option<MultiProgress>,
+    tables: Vec<TableBarState>,
+}
+
+struct TableBarState {
+    name: String,
+    est_rows: u64,
+    units_left: AtomicU64,
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl TableBars {
+    /// Counts rows of table `index` (creating its bar on first use).
+    pub fn add_rows(&self, index: usize, rows: u64) {
+        let (Some(multi), Some(t)) = (&self.multi, self.tables.get(index)) else {
+            return;
+        };
+        let Ok(mut slot) = t.bar.lock() else { return };
+        let bar = slot.get_or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(t.est_rows.max(1)));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix:40!} {bar:30} {pos}/~{len} rows")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(t.name.clone());
+            bar
+        });
+        bar.inc(rows);
+        if bar.position() > bar.length().unwrap_or(0) {
+            bar.set_length(bar.position());
+        }
+    }
+
+    /// One unit of work (a chunk) of table `index` is finished; the last one removes its bar.
+    pub fn unit_done(&self, index: usize) {
+        let Some(t) = self.tables.get(index) else {
+            return;
+        };
+        if t.units_left.fetch_sub(1, Ordering::Relaxed) == 1 {
+            if let Some(bar) = t.bar.lock().ok().and_then(|mut b| b.take()) {
+                bar.finish_and_clear();
+            }
         }
     }
 }
