@@ -81,6 +81,10 @@ async fn credentials_are_checked_and_never_shown() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reader=\"bulk\""),
+        "a password login uses the bulk reader"
+    );
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

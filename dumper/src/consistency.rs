@@ -17,6 +17,7 @@
 //!
 //! `auto` tries `backup-stage` (MariaDB), then `flush`, then `lock`, logging each fallback.
 
+use crate::dataconn::DataConn;
 use crate::error::DumpError;
 use ferry_shared::conn::{ConnSpec, ServerInfo};
 use ferry_shared::ident::qualified;
@@ -69,7 +70,7 @@ impl std::str::FromStr for Consistency {
 
 /// A worker connection inside its snapshot transaction, and the Location it reads at.
 pub struct SnapshotWorker {
-    pub conn: Conn,
+    pub conn: DataConn,
     pub location: Option<Location>,
 }
 
@@ -128,21 +129,38 @@ pub async fn open_snapshots(
     )))
 }
 
-async fn begin_snapshot(conn: &mut Conn) -> Result<(), mysql_async::Error> {
-    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .await?;
-    conn.query_drop("START TRANSACTION /*!40108 WITH CONSISTENT SNAPSHOT */")
-        .await
+async fn begin_snapshot(conn: &mut DataConn) -> Result<(), DumpError> {
+    let what = "opening snapshot";
+    conn.query_drop(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        what,
+    )
+    .await?;
+    conn.query_drop(
+        "START TRANSACTION /*!40108 WITH CONSISTENT SNAPSHOT */",
+        what,
+    )
+    .await
 }
 
 /// MariaDB: the exact binlog position of this session's snapshot.
-async fn snapshot_position(conn: &mut Conn) -> Result<Option<BinlogPos>, mysql_async::Error> {
-    let rows: Vec<(String, String)> = conn
-        .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+async fn snapshot_position(conn: &mut DataConn) -> Result<Option<BinlogPos>, DumpError> {
+    let rows = conn
+        .query_rows(
+            "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'",
+            "reading binlog_snapshot_*",
+        )
         .await?;
     let mut file = None;
     let mut pos = None;
-    for (k, v) in rows {
+    for row in rows {
+        let text = |i: usize| {
+            row.get(i)
+                .and_then(|v| v.as_deref())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let (k, v) = (text(0), text(1));
         match k.to_ascii_lowercase().as_str() {
             "binlog_snapshot_file" => file = Some(v),
             "binlog_snapshot_position" => pos = v.parse::<u64>().ok(),
@@ -238,8 +256,8 @@ pub async fn master_status(
     Ok(Some(Location::new(bp, gtid)))
 }
 
-async fn connect_workers(spec: &ConnSpec, n: usize) -> Result<Vec<Conn>, DumpError> {
-    let futs = (0..n).map(|_| spec.connect());
+async fn connect_workers(spec: &ConnSpec, n: usize) -> Result<Vec<DataConn>, DumpError> {
+    let futs = (0..n).map(|_| DataConn::open(spec));
     let conns = futures::future::try_join_all(futs).await?;
     Ok(conns)
 }
@@ -289,7 +307,7 @@ async fn try_strategy(
             }
             let mut positions = Vec::with_capacity(n);
             for r in opened {
-                positions.push(r.map_err(|e| DumpError::query("opening snapshot", e))?);
+                positions.push(r?);
             }
             if strategy == Consistency::BackupStage && positions.windows(2).any(|w| w[0] != w[1]) {
                 return Err(DumpError::Transient(format!(
@@ -348,7 +366,7 @@ async fn try_strategy(
             let unlock = ctl.query_drop("UNLOCK TABLES").await;
             blocked = t0.elapsed();
             for r in opened {
-                r.map_err(|e| DumpError::query("opening snapshot", e))?;
+                r?;
             }
             unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
             if positions.windows(2).any(|w| w[0] != w[1]) {
@@ -367,9 +385,7 @@ async fn try_strategy(
         Consistency::None => {
             let location = master_status(&mut ctl, server).await.unwrap_or(None);
             for c in conns.iter_mut() {
-                begin_snapshot(c)
-                    .await
-                    .map_err(|e| DumpError::query("opening transaction", e))?;
+                begin_snapshot(c).await?;
             }
             for conn in conns {
                 workers.push(SnapshotWorker {
@@ -385,9 +401,18 @@ async fn try_strategy(
         }
     }
     let _ = ctl.disconnect().await;
+    let bulk = workers
+        .iter()
+        .filter(|w| matches!(w.conn, DataConn::Wire(_)))
+        .count();
     tracing::info!(
         strategy = what,
         blocked_ms = blocked.as_millis() as u64,
+        reader = if bulk == workers.len() {
+            "bulk"
+        } else {
+            "driver"
+        },
         location = workers
             .first()
             .and_then(|w| w.location.as_ref())

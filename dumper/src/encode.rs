@@ -7,7 +7,6 @@
 use crate::schema::{TableInfo, ValueKind};
 use ferry_shared::ident::{escape_backslash, quote_ident};
 use ferry_shared::manifest::CsvDialect;
-use mysql_async::Value;
 
 /// Settings of the SQL format.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ impl RowEncoder {
         }
     }
 
-    pub fn encode_row(&mut self, values: &[Value], out: &mut Vec<u8>) {
+    pub fn encode_row(&mut self, values: &[Option<&[u8]>], out: &mut Vec<u8>) {
         match self {
             RowEncoder::Sql(e) => e.encode_row(values, out),
             RowEncoder::Csv(e) => e.encode_row(values, out),
@@ -98,7 +97,7 @@ impl SqlEncoder {
         }
     }
 
-    fn encode_row(&mut self, values: &[Value], out: &mut Vec<u8>) {
+    fn encode_row(&mut self, values: &[Option<&[u8]>], out: &mut Vec<u8>) {
         if self.in_statement {
             out.extend_from_slice(b",\n");
         } else {
@@ -113,9 +112,8 @@ impl SqlEncoder {
                 out.push(b',');
             }
             match v {
-                Value::NULL => out.extend_from_slice(b"NULL"),
-                Value::Bytes(b) => self.encode_value(*kind, b, out),
-                other => out.extend_from_slice(other.as_sql(true).as_bytes()),
+                None => out.extend_from_slice(b"NULL"),
+                Some(b) => self.encode_value(*kind, b, out),
             }
         }
         out.push(b')');
@@ -245,20 +243,19 @@ impl CsvEncoder {
         out.extend_from_slice(d);
     }
 
-    fn encode_row(&mut self, values: &[Value], out: &mut Vec<u8>) {
+    fn encode_row(&mut self, values: &[Option<&[u8]>], out: &mut Vec<u8>) {
         for (i, (v, kind)) in values.iter().zip(&self.kinds).enumerate() {
             if i > 0 {
                 out.extend_from_slice(self.dialect.separator.as_bytes());
             }
             match v {
-                Value::NULL => out.extend_from_slice(self.dialect.null_value.as_bytes()),
-                Value::Bytes(b) => match kind {
+                None => out.extend_from_slice(self.dialect.null_value.as_bytes()),
+                Some(b) => match kind {
                     ValueKind::Number | ValueKind::Float => out.extend_from_slice(b),
                     ValueKind::Text | ValueKind::TypedText | ValueKind::Binary => {
                         self.quoted(b, out)
                     }
                 },
-                other => out.extend_from_slice(other.as_sql(true).as_bytes()),
             }
         }
         out.extend_from_slice(self.dialect.line_terminator.as_bytes());
@@ -300,8 +297,8 @@ mod tests {
         }
     }
 
-    fn b(s: &[u8]) -> Value {
-        Value::Bytes(s.to_vec())
+    fn b(s: &[u8]) -> Option<&[u8]> {
+        Some(s)
     }
 
     #[test]
@@ -317,9 +314,9 @@ mod tests {
         );
         let mut out = Vec::new();
         e.begin_file(&mut out);
-        e.encode_row(&[b(b"1"), b(b"it's\n"), Value::NULL], &mut out);
-        e.encode_row(&[b(b"2"), Value::NULL, b(&[0, 1, 0xff])], &mut out);
-        e.encode_row(&[b(b"3"), b(b""), Value::NULL], &mut out);
+        e.encode_row(&[b(b"1"), b(b"it's\n"), None], &mut out);
+        e.encode_row(&[b(b"2"), None, b(&[0, 1, 0xff])], &mut out);
+        e.encode_row(&[b(b"3"), b(b""), None], &mut out);
         e.end_statement(&mut out);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
@@ -343,7 +340,7 @@ mod tests {
         let mut out = Vec::new();
         e.begin_file(&mut out);
         e.encode_row(&[b(b"1"), b(b"a\"b,c\\\n")], &mut out);
-        e.encode_row(&[Value::NULL, b(b"NULL")], &mut out);
+        e.encode_row(&[None, b(b"NULL")], &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"a\",\"s\"\n1,\"a\\\"b,c\\\\\\n\"\n\\N,\"NULL\"\n"

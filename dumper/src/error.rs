@@ -19,7 +19,7 @@ impl DumpError {
     pub fn query(what: &str, e: mysql_async::Error) -> Self {
         match &e {
             mysql_async::Error::Server(se) => {
-                let transient = matches!(se.code, 1205 | 1213 | 1040 | 1053 | 2006 | 2013);
+                let transient = is_transient_code(se.code);
                 let msg = format!(
                     "{what}: server error {} ({}): {}",
                     se.code, se.state, se.message
@@ -53,4 +53,10 @@ impl DumpError {
             _ => None,
         }
     }
+}
+
+/// Server error codes worth retrying: lock wait timeout, deadlock, too many connections, server
+/// shutdown, gone away, lost connection.
+pub fn is_transient_code(code: u16) -> bool {
+    matches!(code, 1205 | 1213 | 1040 | 1053 | 2006 | 2013)
 }

@@ -17,6 +17,7 @@
 
 pub mod chunk;
 pub mod consistency;
+pub mod dataconn;
 pub mod encode;
 pub mod error;
 pub mod schema;
@@ -24,6 +25,7 @@ pub mod writer;
 
 use crate::chunk::ChunkPlan;
 use crate::consistency::{Consistency, SnapshotWorker};
+use crate::dataconn::DataConn;
 use crate::encode::{CsvEncoder, RowEncoder, SqlEncoder, SqlOptions};
 pub use crate::error::DumpError;
 use crate::schema::{TableInfo, ViewInfo};
@@ -509,13 +511,11 @@ async fn worker_loop(
     mut w: SnapshotWorker,
 ) -> Result<(), DumpError> {
     w.conn
-        .query_drop("SET NAMES binary")
-        .await
-        .map_err(|e| DumpError::query("SET NAMES binary", e))?;
+        .query_drop("SET NAMES binary", "SET NAMES binary")
+        .await?;
     w.conn
-        .query_drop("SET SESSION time_zone = '+00:00'")
-        .await
-        .map_err(|e| DumpError::query("SET time_zone", e))?;
+        .query_drop("SET SESSION time_zone = '+00:00'", "SET time_zone")
+        .await?;
     let mut pending = VecDeque::new();
     loop {
         if ctx.abort.load(Ordering::Relaxed) {
@@ -546,9 +546,27 @@ async fn worker_loop(
         await_tail(&ctx, Some(tail)).await?;
     }
     // Release the snapshot.
-    let _ = w.conn.query_drop("COMMIT").await;
-    let _ = w.conn.disconnect().await;
+    let _ = w.conn.query_drop("COMMIT", "COMMIT").await;
+    w.conn.close().await;
     Ok(())
+}
+
+/// Rows and bytes of a chunk not yet added to the shared counters.
+#[derive(Default)]
+struct ChunkProgress {
+    rows: u64,
+    raw_bytes: u64,
+}
+
+impl ChunkProgress {
+    fn report(&mut self, ctx: &WorkerCtx, table: usize, writer: &ChunkWriter) {
+        let rows = writer.rows - self.rows;
+        let bytes = writer.raw_bytes.saturating_sub(self.raw_bytes);
+        ctx.counters.add(rows, bytes);
+        ctx.table_bars.add_rows(table, rows);
+        self.rows = writer.rows;
+        self.raw_bytes = self.raw_bytes.max(writer.raw_bytes);
+    }
 }
 
 /// Chunk tails (last file's fsync + rename, then the completion marker) that may still be
@@ -631,35 +649,60 @@ async fn dump_chunk(
         cfg.file_size,
     );
     let what = format!("reading {} chunk {}", t.display(), chunk.index);
-    {
-        let mut result = w
-            .conn
-            .query_iter(sql)
-            .await
-            .map_err(|e| DumpError::query(&what, e))?;
-        let mut pending_rows = 0u64;
-        let mut last_bytes = 0u64;
-        while let Some(row) = result
-            .next()
-            .await
-            .map_err(|e| DumpError::query(&what, e))?
-        {
-            let values = row.unwrap();
-            writer.write_row(&values).await?;
-            pending_rows += 1;
-            if pending_rows == 4096 {
-                ctx.table_bars.add_rows(ti, pending_rows);
-                ctx.counters
-                    .add(pending_rows, writer.raw_bytes - last_bytes);
-                last_bytes = writer.raw_bytes;
-                pending_rows = 0;
+    let mut progress = ChunkProgress::default();
+    match &mut w.conn {
+        DataConn::Wire(c) => {
+            let mut stream = c
+                .query_stream(&sql)
+                .await
+                .map_err(|e| DumpError::wire(&what, e))?;
+            let mut encode_err = None;
+            while stream
+                .next_batch(|row| {
+                    if encode_err.is_none() {
+                        if let Err(e) = writer.encode_row(row) {
+                            encode_err = Some(e);
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| DumpError::wire(&what, e))?
+            {
+                if let Some(e) = encode_err.take() {
+                    return Err(e);
+                }
+                writer.after_rows().await?;
+                progress.report(ctx, ti, &writer);
+            }
+            if let Some(e) = encode_err {
+                return Err(e);
             }
         }
-        ctx.counters.add(pending_rows, 0);
-        ctx.table_bars.add_rows(ti, pending_rows);
-        let tail_bytes = writer.raw_bytes - last_bytes;
-        ctx.counters.bytes.fetch_add(tail_bytes, Ordering::Relaxed);
+        DataConn::Driver(c) => {
+            let mut result = c
+                .query_iter(sql)
+                .await
+                .map_err(|e| DumpError::query(&what, e))?;
+            while let Some(row) = result
+                .next()
+                .await
+                .map_err(|e| DumpError::query(&what, e))?
+            {
+                let values: Vec<Option<Vec<u8>>> = row
+                    .unwrap()
+                    .into_iter()
+                    .map(dataconn::value_bytes)
+                    .collect();
+                let refs: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+                writer.encode_row(&refs)?;
+                writer.after_rows().await?;
+                if writer.rows.is_multiple_of(4096) {
+                    progress.report(ctx, ti, &writer);
+                }
+            }
+        }
     }
+    progress.report(ctx, ti, &writer);
     let rows = writer.rows;
     let checksum = if cfg.checksum {
         let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
@@ -668,12 +711,14 @@ async fn dump_chunk(
             &t.qualified(),
             cond.as_deref(),
         );
-        let r: Option<(u64, String)> = w
+        let r = w
             .conn
-            .query_first(q)
-            .await
-            .map_err(|e| DumpError::query(&format!("checksum of {}", t.display()), e))?;
-        let (crows, sum) = r.unwrap_or((0, "0".into()));
+            .query_rows(&q, &format!("checksum of {}", t.display()))
+            .await?;
+        let crows: u64 = dataconn::first_text(&r, 0)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let sum = dataconn::first_text(&r, 1).unwrap_or_else(|| "0".into());
         if crows != rows {
             return Err(DumpError::Definite(format!(
                 "{} chunk {}: read {rows} rows but the checksum query in the same snapshot counted {crows}",

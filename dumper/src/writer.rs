@@ -9,7 +9,6 @@ use crate::error::DumpError;
 use bytes::Bytes;
 use ferry_shared::manifest::FileEntry;
 use ferry_shared::storage::{ObjectWriter, Storage};
-use mysql_async::Value;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -89,8 +88,11 @@ impl Compressor {
 
 struct OpenFile {
     name: String,
-    writer: Box<dyn ObjectWriter>,
+    /// Created at the first flush, so that encoding rows never waits for storage.
+    writer: Option<Box<dyn ObjectWriter>>,
     compressor: Compressor,
+    /// Encoded rows not yet handed to the compressor.
+    buf: Vec<u8>,
     raw_bytes: u64,
     rows: u64,
 }
@@ -104,8 +106,9 @@ pub struct ChunkWriter {
     chunk_index: u32,
     /// `--filesize` in uncompressed bytes; `None`: one file per chunk.
     file_size: Option<u64>,
-    buf: Vec<u8>,
     open: Option<OpenFile>,
+    /// Files that reached `--filesize` and wait for `after_rows` to store their last bytes.
+    full: Vec<OpenFile>,
     files: Vec<FileEntry>,
     part: u32,
     pub rows: u64,
@@ -128,7 +131,7 @@ impl ChunkWriter {
             base,
             chunk_index,
             file_size,
-            buf: Vec::with_capacity(FLUSH_AT + (64 << 10)),
+            full: Vec::new(),
             open: None,
             files: Vec::new(),
             part: 0,
@@ -150,7 +153,7 @@ impl ChunkWriter {
         format!("{base}.{chunk:09}")
     }
 
-    async fn open_file(&mut self) -> Result<(), DumpError> {
+    fn start_file(&mut self) -> Result<(), DumpError> {
         let part = self.file_size.map(|_| self.part);
         let name = Self::file_name(
             &self.base,
@@ -159,75 +162,87 @@ impl ChunkWriter {
             self.encoder.extension(),
             self.compression.suffix(),
         );
-        let writer = self.storage.create(&name).await?;
         let compressor = Compressor::new(self.compression)
             .map_err(|e| DumpError::Definite(format!("{name}: cannot start compressor: {e}")))?;
         self.part += 1;
+        let mut buf = Vec::with_capacity(FLUSH_AT + (64 << 10));
+        self.encoder.begin_file(&mut buf);
         self.open = Some(OpenFile {
             name,
-            writer,
+            writer: None,
             compressor,
+            buf,
             raw_bytes: 0,
             rows: 0,
         });
-        self.encoder.begin_file(&mut self.buf);
         Ok(())
     }
 
-    pub async fn write_row(&mut self, values: &[Value]) -> Result<(), DumpError> {
+    /// Encodes one row (never waits). A file that reaches `--filesize` is closed right after
+    /// this row, so file contents do not depend on how rows arrived; call
+    /// [`ChunkWriter::after_rows`] regularly to move buffered bytes to storage.
+    pub fn encode_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), DumpError> {
         if self.open.is_none() {
-            self.open_file().await?;
+            self.start_file()?;
         }
-        let before = self.buf.len();
-        self.encoder.encode_row(values, &mut self.buf);
-        let added = (self.buf.len() - before) as u64;
-        self.rows += 1;
-        let (raw, _) = {
-            let f = self
-                .open
-                .as_mut()
-                .ok_or_else(|| DumpError::Definite("internal: no open file".into()))?;
-            f.rows += 1;
-            f.raw_bytes += added;
-            (f.raw_bytes, f.rows)
+        let Some(f) = self.open.as_mut() else {
+            return Err(DumpError::Definite("internal: no open file".into()));
         };
-        if self.file_size.is_some_and(|limit| raw >= limit) {
-            self.close_file().await?;
-        } else if self.buf.len() >= FLUSH_AT {
-            self.flush().await?;
+        let before = f.buf.len();
+        self.encoder.encode_row(values, &mut f.buf);
+        f.raw_bytes += (f.buf.len() - before) as u64;
+        f.rows += 1;
+        self.rows += 1;
+        if self.file_size.is_some_and(|limit| f.raw_bytes >= limit) {
+            self.encoder.end_file(&mut f.buf);
+            if let Some(full) = self.open.take() {
+                self.full.push(full);
+            }
         }
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), DumpError> {
-        let Some(f) = self.open.as_mut() else {
-            return Ok(());
-        };
-        self.raw_bytes += self.buf.len() as u64;
+    /// Completes files that reached `--filesize` and hands a full buffer to storage.
+    pub async fn after_rows(&mut self) -> Result<(), DumpError> {
+        for f in std::mem::take(&mut self.full) {
+            self.close(f).await?;
+        }
+        if let Some(f) = self.open.as_mut() {
+            if f.buf.len() >= FLUSH_AT {
+                self.raw_bytes += Self::flush(&self.storage, f).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses and stores `f`'s buffer; returns the uncompressed bytes moved.
+    async fn flush(storage: &Arc<dyn Storage>, f: &mut OpenFile) -> Result<u64, DumpError> {
+        let moved = f.buf.len() as u64;
         let out = f
             .compressor
-            .push(&mut self.buf)
+            .push(&mut f.buf)
             .map_err(|e| DumpError::Definite(format!("{}: compression failed: {e}", f.name)))?;
         if !out.is_empty() {
-            f.writer.write(Bytes::from(out)).await?;
+            let writer = match &mut f.writer {
+                Some(w) => w,
+                None => f.writer.insert(storage.create(&f.name).await?),
+            };
+            writer.write(Bytes::from(out)).await?;
         }
-        Ok(())
+        Ok(moved)
     }
 
-    async fn close_file(&mut self) -> Result<(), DumpError> {
-        if self.open.is_none() {
-            return Ok(());
-        }
-        self.encoder.end_file(&mut self.buf);
-        self.flush().await?;
-        let Some(f) = self.open.take() else {
-            return Ok(());
-        };
+    /// Stores the rest of a file whose last bytes are encoded, and makes it visible.
+    async fn close(&mut self, mut f: OpenFile) -> Result<(), DumpError> {
+        self.raw_bytes += Self::flush(&self.storage, &mut f).await?;
         let tail = f
             .compressor
             .finish()
             .map_err(|e| DumpError::Definite(format!("{}: compression failed: {e}", f.name)))?;
-        let mut writer = f.writer;
+        let mut writer = match f.writer {
+            Some(w) => w,
+            None => self.storage.create(&f.name).await?,
+        };
         if !tail.is_empty() {
             writer.write(Bytes::from(tail)).await?;
         }
@@ -243,7 +258,11 @@ impl ChunkWriter {
     /// Finishes the last file; returns the files written (none for an empty chunk) and the
     /// uncompressed byte count.
     pub async fn finish(mut self) -> Result<(Vec<FileEntry>, u64), DumpError> {
-        self.close_file().await?;
+        self.after_rows().await?;
+        if let Some(mut f) = self.open.take() {
+            self.encoder.end_file(&mut f.buf);
+            self.close(f).await?;
+        }
         Ok((self.files, self.raw_bytes))
     }
 }

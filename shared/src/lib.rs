@@ -9,5 +9,6 @@ pub mod location;
 pub mod manifest;
 pub mod progress;
 pub mod storage;
+pub mod wire;
 
 pub use location::{BinlogPos, Flavor, GtidSet, Location};
