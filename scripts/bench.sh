@@ -189,6 +189,7 @@ cmd_dump() {
     # 5. warm-up (untimed)
     log "warm-up: full read of each table"
     warm_up "$DB" "$TABLES"
+    settle_innodb
 
     # 3. measure; tools interleaved run by run so drift hits all alike
     local run tool out logf

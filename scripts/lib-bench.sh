@@ -141,6 +141,20 @@ fit_buffer_pool() {
     fi
 }
 
+# settle_innodb: wait (up to 120 s) until InnoDB has written its dirty pages, so background
+# flushing left over from preparing the data does not land in any tool's timing.
+settle_innodb() {
+    local dirty i
+    src_sql -e "SET GLOBAL innodb_max_dirty_pages_pct = 0, GLOBAL innodb_max_dirty_pages_pct_lwm = 0" || true
+    for ((i = 0; i < 240; i++)); do
+        dirty=$(src_sql -N -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")
+        [[ "$dirty" =~ ^[0-9]+$ && "$dirty" -lt 64 ]] && break
+        sleep 0.5
+    done
+    sync
+    log "InnoDB dirty pages before timing: ${dirty:-?}"
+}
+
 # warm_up DB TABLES: one untimed full read of each table's clustered index
 # (a plain COUNT(*) would scan the smaller secondary index instead).
 warm_up() {

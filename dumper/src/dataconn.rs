@@ -17,6 +17,8 @@ pub enum DataConn {
 
 pub type RawRow = Vec<Option<Vec<u8>>>;
 
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl DataConn {
     pub async fn open(spec: &ConnSpec) -> Result<Self, DumpError> {
         let wanted = std::env::var(BULK_READER_ENV).map_or(true, |v| v != "off");
@@ -29,11 +31,21 @@ impl DataConn {
                 password: spec.password.as_deref(),
                 database: spec.database.as_deref(),
             };
-            match WireConn::connect(&opts).await {
-                Ok(c) => return Ok(DataConn::Wire(c)),
+            let attempt = tokio::time::timeout(CONNECT_TIMEOUT, WireConn::connect(&opts)).await;
+            match attempt {
+                Err(_) => {
+                    return Err(DumpError::Transient(format!(
+                        "{}: no handshake within {}s",
+                        spec.display(),
+                        CONNECT_TIMEOUT.as_secs()
+                    )))
+                }
+                Ok(Ok(c)) => return Ok(DataConn::Wire(c)),
                 // The driver connects again and words any real failure the same way as the
                 // rest of ferry does.
-                Err(e) => tracing::debug!(error = %e, "bulk reader not used for this connection"),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "bulk reader not used for this connection")
+                }
             }
         }
         Ok(DataConn::Driver(spec.connect().await?))

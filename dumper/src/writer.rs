@@ -1,8 +1,9 @@
 //! Writes one chunk's rows into one or more data files: encode, compress, stream to storage.
 //!
 //! Memory per writer is bounded: rows are encoded into a buffer that is compressed and handed to
-//! the storage writer whenever it passes `FLUSH_AT`; storage itself holds at most one upload part
-//! in flight. A file is finished (made visible) when `--filesize` is reached or the chunk ends.
+//! the storage writer whenever it passes `FLUSH_AT` (checked after each batch of rows the reader
+//! had at hand); storage itself holds at most one upload part in flight. A file is finished (made
+//! visible) right after the row that reaches `--filesize`, or when the chunk ends.
 
 use crate::encode::RowEncoder;
 use crate::error::DumpError;
