@@ -427,39 +427,35 @@ async fn make_plan(
         }
         databases.push(entry);
     }
-    let mut tables = Vec::new();
-    for (db, name) in &table_names {
-        let info = schema::describe_table(ctl, db, name).await?;
-        let mut schema_file = None;
-        if !cfg.no_schemas {
-            let fname = format!("{}-schema.sql", info.file_base());
-            storage
-                .put(&fname, Bytes::from(schema::table_schema(ctl, &info).await?))
-                .await?;
-            schema_file = Some(fname);
-            if cfg.triggers {
-                if let Some(text) = schema::triggers_schema(ctl, &info).await? {
-                    storage
-                        .put(
-                            &format!("{}-schema-triggers.sql", info.file_base()),
-                            Bytes::from(text),
-                        )
-                        .await?;
-                }
-            }
-        }
-        let chunks = if cfg.no_data {
-            Vec::new()
-        } else {
-            chunk::plan_table(ctl, &info, cfg.rows).await?
-        };
-        tracing::info!(table = %info.display(), chunks = chunks.len(), key = ?info.chunk_key, est_rows = info.est_rows, "planned");
-        tables.push(TablePlan {
-            info,
-            chunks,
-            schema_file,
-        });
+    // Schema files and chunk plans, tables spread over a few connections.
+    let infos = schema::describe_tables(ctl, &table_names).await?;
+    let queue = Mutex::new(infos.into_iter().enumerate().collect::<VecDeque<_>>());
+    let helpers = cfg
+        .threads
+        .clamp(1, 8)
+        .min(table_names.len())
+        .saturating_sub(1);
+    let mut extra = Vec::with_capacity(helpers);
+    for _ in 0..helpers {
+        let mut c = cfg.source.connect().await?;
+        c.query_drop("SET NAMES binary")
+            .await
+            .map_err(|e| DumpError::query("SET NAMES binary", e))?;
+        extra.push(c);
     }
+    let mut planners = vec![plan_tables_from(ctl, &queue, cfg, storage)];
+    for c in extra.iter_mut() {
+        planners.push(plan_tables_from(c, &queue, cfg, storage));
+    }
+    let mut planned = Vec::new();
+    for r in futures::future::join_all(planners).await {
+        planned.extend(r?);
+    }
+    for c in extra {
+        let _ = c.disconnect().await;
+    }
+    planned.sort_by_key(|(i, _)| *i);
+    let tables: Vec<TablePlan> = planned.into_iter().map(|(_, t)| t).collect();
     let mut view_entries = Vec::new();
     if !cfg.no_schemas {
         for v in &views {
@@ -489,6 +485,57 @@ async fn make_plan(
         tables,
         views: view_entries,
     })
+}
+
+/// Writes the schema files of the tables it takes from `queue` and plans their chunks.
+async fn plan_tables_from(
+    conn: &mut mysql_async::Conn,
+    queue: &Mutex<VecDeque<(usize, TableInfo)>>,
+    cfg: &DumpConfig,
+    storage: &dyn Storage,
+) -> Result<Vec<(usize, TablePlan)>, DumpError> {
+    let mut out = Vec::new();
+    loop {
+        let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+        let Some((index, info)) = next else {
+            return Ok(out);
+        };
+        let mut schema_file = None;
+        if !cfg.no_schemas {
+            let fname = format!("{}-schema.sql", info.file_base());
+            storage
+                .put(
+                    &fname,
+                    Bytes::from(schema::table_schema(conn, &info).await?),
+                )
+                .await?;
+            schema_file = Some(fname);
+            if cfg.triggers {
+                if let Some(text) = schema::triggers_schema(conn, &info).await? {
+                    storage
+                        .put(
+                            &format!("{}-schema-triggers.sql", info.file_base()),
+                            Bytes::from(text),
+                        )
+                        .await?;
+                }
+            }
+        }
+        let chunks = if cfg.no_data {
+            Vec::new()
+        } else {
+            chunk::plan_table(conn, &info, cfg.rows).await?
+        };
+        tracing::info!(table = %info.display(), chunks = chunks.len(), key = ?info.chunk_key, est_rows = info.est_rows, "planned");
+        out.push((
+            index,
+            TablePlan {
+                info,
+                chunks,
+                schema_file,
+            },
+        ));
+    }
 }
 
 struct WorkerCtx {

@@ -8,6 +8,7 @@ use ferry_shared::Flavor;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a column's value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,66 +200,124 @@ pub async fn discover(
     Ok((dbs, tables, views))
 }
 
-/// Columns and chunk key of one table.
-pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<TableInfo, DumpError> {
-    type ColRow = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    let cols: Vec<ColRow> = conn
-        .exec(
-            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, \
-             CONCAT(EXTRA, ' ', IFNULL(GENERATION_EXPRESSION,'')) FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (db, name),
-        )
-        .await
-        .map_err(|e| DumpError::query(&format!("reading columns of {db}.{name}"), e))?;
-    if cols.is_empty() {
-        return Err(DumpError::Definite(format!(
-            "table {db}.{name} has no visible columns (dropped while dumping, or no SELECT privilege on it)"
-        )));
+type ColRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
+type StatRow = (String, String, String, u32, String, u32, Option<u32>);
+type TableKey = (String, String);
+/// (index name, column, non-unique, prefix length) in index order.
+type IndexColumn = (String, String, u32, Option<u32>);
+
+/// Columns, chunk keys and size estimates of `tables`, read with three queries whatever the
+/// number of tables.
+pub async fn describe_tables(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+) -> Result<Vec<TableInfo>, DumpError> {
+    let mut schemas: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
+    schemas.sort_unstable();
+    schemas.dedup();
+    if schemas.is_empty() {
+        return Ok(Vec::new());
     }
-    let columns: Vec<ColumnInfo> = cols
+    let in_list = schemas
+        .iter()
+        .map(|d| quote_str(d))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cols: Vec<ColRow> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, \
+             CHARACTER_SET_NAME, COLLATION_NAME, CONCAT(EXTRA, ' ', IFNULL(GENERATION_EXPRESSION,'')) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_list}) \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+        ))
+        .await
+        .map_err(|e| DumpError::query("reading column definitions", e))?;
+    let stats: Vec<StatRow> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART \
+             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_list}) \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX"
+        ))
+        .await
+        .map_err(|e| DumpError::query("reading index definitions", e))?;
+    let sizes: Vec<(String, String, Option<u64>, Option<u64>)> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA IN ({in_list})"
+        ))
+        .await
+        .map_err(|e| DumpError::query("reading table sizes", e))?;
+
+    let mut col_map: BTreeMap<TableKey, Vec<ColumnInfo>> = BTreeMap::new();
+    for (db, t, cname, data_type, column_type, nullable, charset, collation, extra) in cols {
+        let extra_l = extra.to_ascii_lowercase();
+        let generated = extra_l.contains("generated")
+            || extra_l.contains("virtual")
+            || extra_l.contains("persistent")
+            || extra_l.contains("stored");
+        let kind = ValueKind::from_data_type(&data_type, charset.as_deref());
+        col_map.entry((db, t)).or_default().push(ColumnInfo {
+            name: cname,
+            data_type,
+            column_type,
+            nullable: nullable == "YES",
+            generated,
+            charset,
+            collation,
+            kind,
+        });
+    }
+    let mut stat_map: BTreeMap<TableKey, Vec<IndexColumn>> = BTreeMap::new();
+    for (db, t, iname, _, col, non_unique, sub_part) in stats {
+        stat_map
+            .entry((db, t))
+            .or_default()
+            .push((iname, col, non_unique, sub_part));
+    }
+    let size_map: BTreeMap<TableKey, (Option<u64>, Option<u64>)> = sizes
         .into_iter()
-        .map(
-            |(cname, data_type, column_type, nullable, charset, collation, extra)| {
-                let extra_l = extra.to_ascii_lowercase();
-                let generated = extra_l.contains("generated")
-                    || extra_l.contains("virtual")
-                    || extra_l.contains("persistent")
-                    || extra_l.contains("stored");
-                let kind = ValueKind::from_data_type(&data_type, charset.as_deref());
-                ColumnInfo {
-                    name: cname,
-                    data_type,
-                    column_type,
-                    nullable: nullable == "YES",
-                    generated,
-                    charset,
-                    collation,
-                    kind,
-                }
-            },
-        )
+        .map(|(d, t, r, b)| ((d, t), (r, b)))
         .collect();
 
-    let stats: Vec<(String, u32, String, u32, Option<u32>)> = conn
-        .exec(
-            "SELECT INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART FROM information_schema.STATISTICS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-            (db, name),
-        )
-        .await
-        .map_err(|e| DumpError::query(&format!("reading indexes of {db}.{name}"), e))?;
+    let mut out = Vec::with_capacity(tables.len());
+    for (db, name) in tables {
+        let key = (db.clone(), name.clone());
+        let columns = col_map.remove(&key).unwrap_or_default();
+        if columns.is_empty() {
+            return Err(DumpError::Definite(format!(
+                "table {db}.{name} has no visible columns (dropped while dumping, or no SELECT privilege on it)"
+            )));
+        }
+        let chunk_key = choose_chunk_key(&columns, stat_map.remove(&key).unwrap_or_default());
+        let (est_rows, est_bytes) = size_map.get(&key).copied().unwrap_or((None, None));
+        out.push(TableInfo {
+            db: db.clone(),
+            name: name.clone(),
+            columns,
+            chunk_key,
+            est_rows: est_rows.unwrap_or(0),
+            est_bytes: est_bytes.unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// The primary key, else a NOT NULL unique key (a single integer column preferred, then the
+/// shortest); prefix indexes never qualify. Empty: the table has no usable key.
+fn choose_chunk_key(columns: &[ColumnInfo], stats: Vec<IndexColumn>) -> Vec<String> {
     let mut indexes: Vec<(String, Vec<String>, bool)> = Vec::new();
     let mut unusable: Vec<String> = Vec::new();
-    for (iname, _, col, non_unique, sub_part) in stats {
+    for (iname, col, non_unique, sub_part) in stats {
         if non_unique != 0 {
             continue;
         }
@@ -282,7 +341,7 @@ pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<Tab
             .find(|x| x.name == c)
             .is_some_and(|x| x.is_integer())
     };
-    let chunk_key = indexes
+    indexes
         .iter()
         .find(|(_, _, primary)| *primary)
         .or_else(|| {
@@ -292,24 +351,7 @@ pub async fn describe_table(conn: &mut Conn, db: &str, name: &str) -> Result<Tab
         })
         .or_else(|| indexes.iter().min_by_key(|(_, cols, _)| cols.len()))
         .map(|(_, cols, _)| cols.clone())
-        .unwrap_or_default();
-
-    let est: Option<(Option<u64>, Option<u64>)> = conn
-        .exec_first(
-            "SELECT TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (db, name),
-        )
-        .await
-        .map_err(|e| DumpError::query(&format!("reading size of {db}.{name}"), e))?;
-    let (est_rows, est_bytes) = est.unwrap_or((None, None));
-    Ok(TableInfo {
-        db: db.to_string(),
-        name: name.to_string(),
-        columns,
-        chunk_key,
-        est_rows: est_rows.unwrap_or(0),
-        est_bytes: est_bytes.unwrap_or(0),
-    })
+        .unwrap_or_default()
 }
 
 pub const SET_NAMES: &str = "/*!40101 SET NAMES binary*/;\n";
