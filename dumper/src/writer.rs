@@ -219,10 +219,24 @@ impl ChunkWriter {
     /// Compresses and stores `f`'s buffer; returns the uncompressed bytes moved.
     async fn flush(storage: &Arc<dyn Storage>, f: &mut OpenFile) -> Result<u64, DumpError> {
         let moved = f.buf.len() as u64;
-        let out = f
-            .compressor
-            .push(&mut f.buf)
-            .map_err(|e| DumpError::Definite(format!("{}: compression failed: {e}", f.name)))?;
+        let out = if matches!(f.compressor, Compressor::Plain) {
+            std::mem::replace(&mut f.buf, Vec::with_capacity(FLUSH_AT + (64 << 10)))
+        } else {
+            // Compress on the blocking pool so the reading tasks keep the runtime's threads.
+            let mut compressor = std::mem::replace(&mut f.compressor, Compressor::Plain);
+            let mut buf = std::mem::take(&mut f.buf);
+            let (compressor, buf, out) = tokio::task::spawn_blocking(move || {
+                let out = compressor.push(&mut buf);
+                (compressor, buf, out)
+            })
+            .await
+            .map_err(|e| {
+                DumpError::Definite(format!("{}: compression task failed: {e}", f.name))
+            })?;
+            f.compressor = compressor;
+            f.buf = buf;
+            out.map_err(|e| DumpError::Definite(format!("{}: compression failed: {e}", f.name)))?
+        };
         if !out.is_empty() {
             let writer = match &mut f.writer {
                 Some(w) => w,
