@@ -42,7 +42,9 @@ impl Compression {
 
 enum Compressor {
     Plain,
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    /// One zstd frame per buffer (a valid multi-frame stream): compressing straight from the
+    /// buffer avoids the streaming encoder's copy into its window.
+    Zstd(zstd::bulk::Compressor<'static>, bool),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
 }
 
@@ -50,10 +52,9 @@ impl Compressor {
     fn new(c: Compression) -> std::io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::Plain,
-            Compression::Zstd(level) => Compressor::Zstd(zstd::stream::write::Encoder::new(
-                Vec::with_capacity(FLUSH_AT),
-                level,
-            )?),
+            Compression::Zstd(level) => {
+                Compressor::Zstd(zstd::bulk::Compressor::new(level)?, false)
+            }
             Compression::Gzip(level) => Compressor::Gzip(flate2::write::GzEncoder::new(
                 Vec::with_capacity(FLUSH_AT),
                 flate2::Compression::new(level),
@@ -65,10 +66,11 @@ impl Compressor {
     fn push(&mut self, data: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
         match self {
             Compressor::Plain => Ok(std::mem::take(data)),
-            Compressor::Zstd(e) => {
-                e.write_all(data)?;
+            Compressor::Zstd(c, wrote) => {
+                let out = c.compress(data)?;
                 data.clear();
-                Ok(std::mem::take(e.get_mut()))
+                *wrote = true;
+                Ok(out)
             }
             Compressor::Gzip(e) => {
                 e.write_all(data)?;
@@ -81,7 +83,9 @@ impl Compressor {
     fn finish(self) -> std::io::Result<Vec<u8>> {
         match self {
             Compressor::Plain => Ok(Vec::new()),
-            Compressor::Zstd(e) => e.finish(),
+            // An empty frame keeps a file without data a valid zstd stream.
+            Compressor::Zstd(mut c, false) => c.compress(&[]),
+            Compressor::Zstd(_, true) => Ok(Vec::new()),
             Compressor::Gzip(e) => e.finish(),
         }
     }
@@ -279,5 +283,22 @@ impl ChunkWriter {
             self.close(f).await?;
         }
         Ok((self.files, self.raw_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_frames_decode_to_the_input_and_empty_files_stay_valid() {
+        let mut c = Compressor::new(Compression::Zstd(1)).unwrap();
+        let mut out = c.push(&mut b"first block ".to_vec()).unwrap();
+        out.extend(c.push(&mut b"second block".to_vec()).unwrap());
+        out.extend(c.finish().unwrap());
+        assert_eq!(zstd::decode_all(&out[..]).unwrap(), b"first block second block");
+        let empty = Compressor::new(Compression::Zstd(1)).unwrap().finish().unwrap();
+        assert!(!empty.is_empty());
+        assert!(zstd::decode_all(&empty[..]).unwrap().is_empty());
     }
 }
