@@ -296,8 +296,14 @@ mod tests {
         let mut out = c.push(&mut b"first block ".to_vec()).unwrap();
         out.extend(c.push(&mut b"second block".to_vec()).unwrap());
         out.extend(c.finish().unwrap());
-        assert_eq!(zstd::decode_all(&out[..]).unwrap(), b"first block second block");
-        let empty = Compressor::new(Compression::Zstd(1)).unwrap().finish().unwrap();
+        assert_eq!(
+            zstd::decode_all(&out[..]).unwrap(),
+            b"first block second block"
+        );
+        let empty = Compressor::new(Compression::Zstd(1))
+            .unwrap()
+            .finish()
+            .unwrap();
         assert!(!empty.is_empty());
         assert!(zstd::decode_all(&empty[..]).unwrap().is_empty());
     }
