@@ -87,7 +87,7 @@ pub struct DumpArgs {
     #[arg(long, short = 'B')]
     database: Vec<String>,
     /// Extra WHERE condition applied to every table.
-    #[arg(long, name = "where")]
+    #[arg(long = "where", value_name = "CONDITION")]
     where_clause: Option<String>,
     /// Schema files only.
     #[arg(long)]
