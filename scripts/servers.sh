@@ -16,7 +16,8 @@
 #                    for DIR as soon as process PID no longer exists.
 #
 # DIR/env exports FERRY_TEST_{SOURCE,TARGET}_{URL,SOCKET,PORT},
-# FERRY_TEST_PASSWORD_FILE and FERRY_SANDBOX_DIR. root has an empty password
+# FERRY_TEST_PASSWORD_FILE, FERRY_SANDBOX_DIR and (with openssl) FERRY_TEST_SSL_CA, the CA
+# of the servers' TLS certificate. root has an empty password
 # (root@localhost / root@127.0.0.1); ferry@{%,localhost,127.0.0.1} has the
 # password stored in DIR/password (mode 600, never printed).
 set -euo pipefail
@@ -159,6 +160,32 @@ ensure_mariadb_installed() {
     [[ $rc -eq 0 ]] || die "apt-get install mariadb-server failed"
 }
 
+# A throwaway CA and a server certificate for 127.0.0.1/localhost, so TLS connections can be
+# tested (DIR/tls/ca.pem is what clients verify against). Skipped when openssl is missing.
+ensure_tls() {
+    local tls="$DIR/tls"
+    [[ -s "$tls/server-key.pem" ]] && return 0
+    command -v openssl >/dev/null || { log "openssl not found: servers start without TLS"; return 0; }
+    mkdir -p -- "$tls"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ferry sandbox CA" \
+            -keyout "$tls/ca-key.pem" -out "$tls/ca.pem"
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$tls/server-key.pem" -out "$tls/server.csr"
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
+        openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" \
+            -CAcreateserial -days 3650 -extfile "$tls/ext.cnf" -out "$tls/server-cert.pem"
+    } >/dev/null 2>&1 || { log "could not create TLS certificates: servers start without TLS"; rm -rf -- "$tls"; }
+}
+
+# The [mysqld] TLS lines, when certificates exist.
+tls_cnf() {
+    local tls="$DIR/tls"
+    [[ -s "$tls/server-cert.pem" ]] || return 0
+    printf 'ssl-ca                         = %s\nssl-cert                       = %s\nssl-key                        = %s\n' \
+        "$tls/ca.pem" "$tls/server-cert.pem" "$tls/server-key.pem"
+}
+
 # Write the option file for one server. $1=name $2=server-id $3=port
 write_cnf() {
     local name="$1" id="$2" port="$3"
@@ -198,6 +225,7 @@ innodb_flush_log_at_trx_commit = 2
 innodb_doublewrite             = 0
 innodb_buffer_pool_load_at_startup = 0
 innodb_buffer_pool_dump_at_shutdown = 0
+$(tls_cnf)
 EOF
 }
 
@@ -291,6 +319,7 @@ clean_dir() {
             "$(pidfile_of "$name")" "$(cnf_of "$name")" "$(log_of "$name")" \
             "$DIR/$name-install.log"
     done
+    rm -rf -- "$DIR/tls"
     rm -f -- "$ENV_FILE" "$PASSWORD_FILE" "$DIR/$MARKER"
     rmdir -- "$DIR" 2>/dev/null || true
 }
@@ -332,6 +361,9 @@ write_env() {
             FERRY_TEST_TARGET_PORT "$tgt_port" \
             FERRY_TEST_PASSWORD_FILE "$PASSWORD_FILE" \
             FERRY_SANDBOX_DIR "$DIR"
+        if [[ -s "$DIR/tls/ca.pem" ]]; then
+            printf 'export %s=%q\n' FERRY_TEST_SSL_CA "$DIR/tls/ca.pem"
+        fi
     } >"$tmp"
     mv -f -- "$tmp" "$ENV_FILE"
 }
@@ -382,6 +414,7 @@ cmd_start() {
     mkdir -p -- "$DIR"
     : >"$DIR/$MARKER"
     ensure_password
+    ensure_tls
 
     local src_port tgt_port
     src_port="$(pick_port)"

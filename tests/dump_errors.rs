@@ -196,3 +196,93 @@ async fn bad_destinations_and_filters() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+#[tokio::test]
+async fn tls_is_verified_against_the_given_ca() {
+    let ca = servers()
+        .ssl_ca
+        .clone()
+        .expect("the sandbox servers have TLS (scripts/servers.sh needs openssl)");
+    let user = unique_db("tls");
+    make_user(&user, "pw-tls", "ALL PRIVILEGES").await;
+    let mut src = source().await;
+    exec(
+        &mut src,
+        &format!("ALTER USER '{user}'@'127.0.0.1' REQUIRE SSL"),
+    )
+    .await;
+    let db = unique_db("tlsdb");
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(10))"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO `{db}`.t VALUES (1, 'a'), (2, NULL)"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Over TLS: works, through the driver, and writes what a plain connection writes.
+    let out = dump_command(&port_url(&user), dir.path().join("tls"))
+        .env("FERRY_SOURCE_PASSWORD", "pw-tls")
+        .args(["-B", &db, "--source-ssl-ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reader=\"driver\""), "{err}");
+    dump(&dir.path().join("plain"), &["-B", &db]);
+    let name = format!("{db}.t.000000000.sql");
+    assert_eq!(
+        std::fs::read(dir.path().join("tls").join(&name)).unwrap(),
+        std::fs::read(dir.path().join("plain").join(&name)).unwrap()
+    );
+
+    // Without TLS the account is refused.
+    let out = dump_command(&port_url(&user), dir.path().join("none"))
+        .env("FERRY_SOURCE_PASSWORD", "pw-tls")
+        .args(["-B", &db])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1045"));
+
+    // A CA that did not sign the server's certificate is refused.
+    let other = dir.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("other-key.pem"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = dump_command(&port_url(&user), dir.path().join("wrong"))
+        .env("FERRY_SOURCE_PASSWORD", "pw-tls")
+        .args(["-B", &db, "--source-ssl-ca"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a definite error: {err}");
+    assert!(
+        err.contains("TLS handshake failed") && err.contains("--*-ssl-ca"),
+        "{err}"
+    );
+    assert!(!dir.path().join("wrong/ferry-manifest.json").exists());
+}

@@ -202,6 +202,15 @@ impl ConnSpec {
                     transient: matches!(se.code, 1040 | 1205 | 1213 | 2013),
                 }
             }
+            mysql_async::Error::Io(io) if io.to_string().contains("certificate") => {
+                ConnError::Connect {
+                    server,
+                    message: format!(
+                        "TLS handshake failed: {io} (the server's certificate must be signed by the CA given with --*-ssl-ca and name the host you connect to)"
+                    ),
+                    transient: false,
+                }
+            }
             mysql_async::Error::Io(io) => ConnError::Connect {
                 server,
                 message: format!(

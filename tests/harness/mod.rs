@@ -18,6 +18,8 @@ pub struct Servers {
     pub source_port: u16,
     pub target_port: u16,
     pub password_file: Option<PathBuf>,
+    /// CA of the servers' TLS certificate (when the sandbox has TLS).
+    pub ssl_ca: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -53,6 +55,7 @@ pub fn servers() -> &'static Servers {
                 password_file: std::env::var("FERRY_TEST_PASSWORD_FILE")
                     .ok()
                     .map(PathBuf::from),
+                ssl_ca: std::env::var("FERRY_TEST_SSL_CA").ok().map(PathBuf::from),
                 _dir: None,
             };
         }
@@ -79,6 +82,7 @@ pub fn servers() -> &'static Servers {
             source_url: src,
             target_url: tgt,
             password_file: vars.get("FERRY_TEST_PASSWORD_FILE").map(PathBuf::from),
+            ssl_ca: vars.get("FERRY_TEST_SSL_CA").map(PathBuf::from),
             _dir: Some(dir),
         }
     })
