@@ -286,3 +286,54 @@ async fn tls_is_verified_against_the_given_ca() {
     );
     assert!(!dir.path().join("wrong/ferry-manifest.json").exists());
 }
+
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct TmpfsMount(std::path::PathBuf);
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn disk_full_is_a_definite_error_naming_the_file() {
+    let db = unique_db("full");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, pad CHAR(200))"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO `{db}`.t SELECT seq, REPEAT('x', 200) FROM `{db}`.seq_1_to_40000"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    // A 2 MiB file system for an ~8 MB dump (the suite runs as root, as its installs do).
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2M", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a small tmpfs needs root");
+    let _guard = TmpfsMount(mnt.clone());
+    let out = dump_command(&servers().source_url, &mnt)
+        .args(["-B", &db, "--rows", "10000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains(&*mnt.to_string_lossy()),
+        "{err}"
+    );
+    assert!(
+        !mnt.join("ferry-manifest.json").exists(),
+        "nothing reported complete"
+    );
+}
