@@ -274,29 +274,28 @@ impl WireConn {
         Ok(())
     }
 
-    /// Next packet's payload range in `buf`, or (for 16 MiB+ payloads) in `big`.
-    async fn next_packet(&mut self) -> Result<Packet, WireError> {
+    /// Reads one physical packet; returns where its payload starts in `buf` and its length.
+    async fn take_packet(&mut self) -> Result<(usize, usize), WireError> {
         self.fill(4).await?;
-        let h = &self.buf[self.start..self.start + 4];
-        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
-        self.seq = h[3].wrapping_add(1);
+        let len = packet_len(&self.buf[self.start..]);
+        self.seq = self.buf[self.start + 3].wrapping_add(1);
         self.fill(4 + len).await?;
         let begin = self.start + 4;
         self.start = begin + len;
+        Ok((begin, len))
+    }
+
+    /// Next packet's payload range in `buf`, or (for 16 MiB+ payloads) in `big`.
+    async fn next_packet(&mut self) -> Result<Packet, WireError> {
+        let (begin, len) = self.take_packet().await?;
         if len < MAX_PAYLOAD {
             return Ok(Packet::InBuf(begin, begin + len));
         }
         self.big.clear();
         self.big.extend_from_slice(&self.buf[begin..begin + len]);
         loop {
-            self.fill(4).await?;
-            let h = &self.buf[self.start..self.start + 4];
-            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
-            self.seq = h[3].wrapping_add(1);
-            self.fill(4 + len).await?;
-            let b = self.start + 4;
+            let (b, len) = self.take_packet().await?;
             self.big.extend_from_slice(&self.buf[b..b + len]);
-            self.start = b + len;
             if len < MAX_PAYLOAD {
                 return Ok(Packet::Big);
             }
@@ -434,7 +433,7 @@ impl RowStream<'_> {
         // Wait until at least one whole packet is here.
         let c = &mut *self.conn;
         c.fill(4).await?;
-        let len = c.header_len(c.start);
+        let len = packet_len(&c.buf[c.start..]);
         if len >= MAX_PAYLOAD {
             // A row of 16 MiB or more: reassemble it, then parse it alone.
             let p = c.next_packet().await?;
@@ -447,9 +446,7 @@ impl RowStream<'_> {
         let mut fields: Vec<Option<&[u8]>> = Vec::with_capacity(self.columns);
         let mut result = Ok(true);
         while buf.len() - pos >= 4 {
-            let len = usize::from(buf[pos])
-                | usize::from(buf[pos + 1]) << 8
-                | usize::from(buf[pos + 2]) << 16;
+            let len = packet_len(&buf[pos..]);
             if len >= MAX_PAYLOAD || buf.len() - pos - 4 < len {
                 break;
             }
@@ -506,11 +503,9 @@ impl RowStream<'_> {
     }
 }
 
-impl WireConn {
-    fn header_len(&self, at: usize) -> usize {
-        let h = &self.buf[at..at + 4];
-        usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16
-    }
+/// Payload length from a packet header (the first 4 bytes of `h`).
+fn packet_len(h: &[u8]) -> usize {
+    usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16
 }
 
 fn parse_err(pl: &[u8]) -> WireError {
