@@ -257,7 +257,9 @@ async fn bulk_reader_and_driver_write_identical_files() {
     exec(&mut src, &format!("INSERT INTO {q} (`id`, `lb`, `lt`) VALUES (8, REPEAT(x'00ff5c27', 4500000), REPEAT('z\\n', 9000000))")).await;
     let filter = format!("`{}`.*", db.replace('`', "``"));
     for args in [
-        vec!["-f", &filter, "--rows", "3"],
+        // Splits by size, not by --rows: chunk plans follow the server's row estimates, which
+        // may change between two dumps; file contents must not.
+        vec!["-f", &filter, "--filesize", "40000"],
         vec!["-f", &filter, "--filetype", "csv", "--filesize", "40000"],
     ] {
         let bulk = tempfile::tempdir().unwrap();
@@ -280,7 +282,7 @@ async fn bulk_reader_and_driver_write_identical_files() {
                 "{name} differs between the bulk reader and the driver ({args:?})"
             );
         }
-        if args.contains(&"--rows") {
+        if !args.contains(&"csv") {
             recreate_on_target(&db, bulk.path()).await;
             let data = files_matching(bulk.path(), |n| {
                 n.ends_with(".sql") && !n.contains("-schema")
