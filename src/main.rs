@@ -4,6 +4,7 @@
 //! 3 transient error that outlasted retries (re-running resumes).
 
 mod dump;
+mod load;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Consistent, parallel snapshot of a source server to a local directory or S3.
     Dump(Box<dump::DumpArgs>),
+    /// Parallel, resumable import of a dump (ferry, Dumpling or mydumper) into a target server.
+    Load(Box<load::LoadArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "ferry={0},ferry_dumper={0},ferry_shared={0},warn",
+            "ferry={0},ferry_dumper={0},ferry_loader={0},ferry_shared={0},warn",
             cli.log_level
         ))
     });
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let code = rt.block_on(async {
         match cli.command {
             Command::Dump(args) => dump::run(*args).await,
+            Command::Load(args) => load::run(*args).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -911,6 +911,7 @@ fn build_manifest(
             csv: (cfg.filetype == FileType::Csv).then(|| cfg.csv.clone()),
             charset: "binary".into(),
             time_zone: "+00:00".into(),
+            escape_backslash: cfg.sql.escape_backslash,
         },
         databases: plan.databases.clone(),
         tables,

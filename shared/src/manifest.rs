@@ -67,6 +67,18 @@ pub struct OutputFormat {
     pub charset: String,
     /// Session time zone used to print TIMESTAMP values.
     pub time_zone: String,
+    /// SQL files escape with backslashes (false: quotes doubled only, backslashes are data;
+    /// read them under NO_BACKSLASH_ESCAPES).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub escape_backslash: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The CSV dialect a dump was written in; the loader reads it back with the same.

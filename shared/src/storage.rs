@@ -80,6 +80,10 @@ pub struct S3Options {
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Human-readable location of `name` for messages (`/dir/name`, `s3://bucket/prefix/name`).
     fn describe(&self, name: &str) -> String;
+    /// The object's path when it is a local file (readers then stream it directly).
+    fn local_path(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
     /// Objects whose name starts with `prefix`, sorted by name.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     async fn exists(&self, name: &str) -> Result<bool>;
@@ -169,6 +173,10 @@ impl LocalStorage {
 
 #[async_trait]
 impl Storage for LocalStorage {
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.root.join(name))
+    }
+
     fn describe(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }

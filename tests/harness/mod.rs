@@ -6,6 +6,8 @@
 //! Every test works in databases of its own (`unique_db`), so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod matrix;
+
 use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -247,4 +249,37 @@ pub fn shared_dir() -> PathBuf {
 pub fn manifest(dir: &Path) -> serde_json::Value {
     let data = std::fs::read(dir.join("ferry-manifest.json")).expect("manifest");
     serde_json::from_slice(&data).expect("manifest json")
+}
+
+/// `ferry load --from <from> --target <test target> --progress off`; add options with `.args(..)`.
+pub fn load_command(from: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = ferry();
+    c.args([
+        "load",
+        "--progress",
+        "off",
+        "--target",
+        &servers().target_url,
+        "--from",
+    ])
+    .arg(from);
+    c
+}
+
+/// Runs `ferry load --output json` from `from` with `args`; panics if it fails; returns the
+/// summary.
+pub fn load(from: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run_ok(load_command(from).args(["--output", "json"]).args(args));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("load summary: {e}: {out}"))
+}
+
+/// Drops database `db` on the target (and the checkpoint tasks that loaded into it are left:
+/// each test uses its own dump directory, so its own task).
+pub async fn drop_target_db(db: &str) {
+    let mut tgt = target().await;
+    exec(
+        &mut tgt,
+        &format!("DROP DATABASE IF EXISTS `{}`", db.replace('`', "``")),
+    )
+    .await;
 }

@@ -1,0 +1,440 @@
+//! Checkpoints and work sharing in the target's `ferry_meta` schema.
+//!
+//! The target database is the coordinator. Tables (all versioned by a `_v1` suffix):
+//! - `load_task_v1`: one row per task: which dump, chunk size, whether views/post are done.
+//! - `load_table_v1`: per table: 1 = created and loading, 2 = finished (indexes restored);
+//!   the deferred index definitions wait here.
+//! - `load_file_v1`: per data file: 0 pending, 1 claimed by `owner`, 2 done.
+//! - `load_chunk_v1`: one row per loaded chunk of a file, inserted **in the same transaction
+//!   that commits the chunk's rows**. Its primary key makes a second commit of the same chunk
+//!   impossible: whoever inserts second gets a duplicate key and rolls back its rows.
+//! - `load_owner_v1`: the processes working on a task, each holding a named lock
+//!   (`GET_LOCK`) on its own connection for its whole life.
+//!
+//! Invariants: a chunk's rows are in the target iff its `load_chunk_v1` row is; a claim on a
+//! file is only a hint of who works on it — it may be taken over when its owner's lock is free
+//! (the process died: the server released the lock with its connection) or its heartbeat is
+//! older than the lease. Taking over is always safe, because commits are guarded per chunk.
+
+use crate::error::{from_driver, LoadError};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sha1::Digest;
+use std::time::Duration;
+
+pub const META_DB: &str = "ferry_meta";
+
+pub const TABLE_LOADING: u8 = 1;
+pub const TABLE_FINISHED: u8 = 2;
+
+pub const FILE_PENDING: u8 = 0;
+pub const FILE_CLAIMED: u8 = 1;
+pub const FILE_DONE: u8 = 2;
+
+const DDL: &[&str] = &[
+    "CREATE DATABASE IF NOT EXISTS `ferry_meta`",
+    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_task_v1` (
+        task_id VARCHAR(64) NOT NULL PRIMARY KEY,
+        dump VARCHAR(2048) NOT NULL,
+        chunk_size BIGINT NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        views_done TINYINT NOT NULL DEFAULT 0,
+        finished_at DATETIME(6) NULL
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_table_v1` (
+        task_id VARCHAR(64) NOT NULL,
+        db VARCHAR(64) NOT NULL,
+        tbl VARCHAR(64) NOT NULL,
+        state TINYINT NOT NULL,
+        restore_sql LONGTEXT NULL,
+        PRIMARY KEY (task_id, db, tbl)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_file_v1` (
+        task_id VARCHAR(64) NOT NULL,
+        file_id CHAR(40) NOT NULL,
+        file VARCHAR(2048) NOT NULL,
+        db VARCHAR(64) NOT NULL,
+        tbl VARCHAR(64) NOT NULL,
+        size BIGINT NOT NULL,
+        state TINYINT NOT NULL DEFAULT 0,
+        owner VARCHAR(128) NULL,
+        claimed_at DATETIME(6) NULL,
+        `rows` BIGINT NULL,
+        PRIMARY KEY (task_id, file_id),
+        KEY by_table (task_id, db, tbl, state)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_chunk_v1` (
+        task_id VARCHAR(64) NOT NULL,
+        file_id CHAR(40) NOT NULL,
+        chunk INT NOT NULL,
+        start_offset BIGINT NOT NULL,
+        end_offset BIGINT NOT NULL,
+        `rows` BIGINT NOT NULL,
+        owner VARCHAR(128) NOT NULL,
+        done_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (task_id, file_id, chunk)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_owner_v1` (
+        task_id VARCHAR(64) NOT NULL,
+        owner VARCHAR(128) NOT NULL,
+        lock_name VARCHAR(64) NOT NULL,
+        heartbeat DATETIME(6) NOT NULL,
+        PRIMARY KEY (task_id, owner)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+];
+
+pub fn file_id(name: &str) -> String {
+    hex::encode(sha1::Sha1::digest(name.as_bytes()))
+}
+
+fn short_hash(s: &str) -> String {
+    file_id(s)[..12].to_string()
+}
+
+/// Creates the checkpoint schema (idempotent).
+pub async fn ensure_schema(conn: &mut Conn) -> Result<(), LoadError> {
+    for q in DDL {
+        conn.query_drop(*q).await.map_err(|e| {
+            from_driver(
+                e,
+                "creating the checkpoint schema `ferry_meta` on the target (the load user needs CREATE, INSERT, UPDATE, DELETE, SELECT on `ferry_meta`.*)",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Name of a named lock for `task` and `what` (at most 64 characters).
+pub fn lock_name(task: &str, what: &str) -> String {
+    format!("ferry:{}:{}", short_hash(task), short_hash(what))
+}
+
+/// Takes a named lock, waiting up to `wait`.
+pub async fn get_lock(conn: &mut Conn, name: &str, wait: Duration) -> Result<(), LoadError> {
+    let got: Option<Option<i64>> = conn
+        .exec_first("SELECT GET_LOCK(?, ?)", (name, wait.as_secs()))
+        .await
+        .map_err(|e| from_driver(e, "GET_LOCK"))?;
+    match got.flatten() {
+        Some(1) => Ok(()),
+        _ => Err(LoadError::Transient(format!(
+            "another ferry load held the lock {name} for more than {}s",
+            wait.as_secs()
+        ))),
+    }
+}
+
+pub async fn release_lock(conn: &mut Conn, name: &str) -> Result<(), LoadError> {
+    conn.exec_drop("DO RELEASE_LOCK(?)", (name,))
+        .await
+        .map_err(|e| from_driver(e, "RELEASE_LOCK"))
+}
+
+/// The task row: creates it, or checks it belongs to the same dump. Returns the chunk size to
+/// use (the one the task started with).
+pub async fn register_task(
+    conn: &mut Conn,
+    task: &str,
+    dump: &str,
+    chunk_size: u64,
+) -> Result<u64, LoadError> {
+    let row: Option<(String, u64)> = conn
+        .exec_first(
+            "SELECT dump, chunk_size FROM `ferry_meta`.`load_task_v1` WHERE task_id = ?",
+            (task,),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_task_v1"))?;
+    match row {
+        Some((d, cs)) => {
+            if d != dump {
+                return Err(LoadError::Dump(format!(
+                    "task `{task}` on the target belongs to the dump {d}, not {dump}: give another --task-id, or drop its rows from `ferry_meta` to start over"
+                )));
+            }
+            if cs != chunk_size {
+                tracing::info!(
+                    chunk_size = cs,
+                    "resuming with the chunk size the task started with"
+                );
+            }
+            Ok(cs)
+        }
+        None => {
+            conn.exec_drop(
+                "INSERT IGNORE INTO `ferry_meta`.`load_task_v1` (task_id, dump, chunk_size, created_at) VALUES (?, ?, ?, NOW(6))",
+                (task, dump, chunk_size),
+            )
+            .await
+            .map_err(|e| from_driver(e, "writing ferry_meta.load_task_v1"))?;
+            Ok(chunk_size)
+        }
+    }
+}
+
+pub async fn table_state(
+    conn: &mut Conn,
+    task: &str,
+    db: &str,
+    tbl: &str,
+) -> Result<Option<(u8, Option<String>)>, LoadError> {
+    conn.exec_first(
+        "SELECT state, restore_sql FROM `ferry_meta`.`load_table_v1` WHERE task_id = ? AND db = ? AND tbl = ?",
+        (task, db, tbl),
+    )
+    .await
+    .map_err(|e| from_driver(e, "reading ferry_meta.load_table_v1"))
+}
+
+pub async fn set_table_state(
+    conn: &mut Conn,
+    task: &str,
+    db: &str,
+    tbl: &str,
+    state: u8,
+    restore_sql: Option<&str>,
+) -> Result<(), LoadError> {
+    conn.exec_drop(
+        "INSERT INTO `ferry_meta`.`load_table_v1` (task_id, db, tbl, state, restore_sql) VALUES (?, ?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE state = VALUES(state), restore_sql = COALESCE(VALUES(restore_sql), restore_sql)",
+        (task, db, tbl, state, restore_sql),
+    )
+    .await
+    .map_err(|e| from_driver(e, "writing ferry_meta.load_table_v1"))
+}
+
+pub async fn register_file(
+    conn: &mut Conn,
+    task: &str,
+    name: &str,
+    db: &str,
+    tbl: &str,
+    size: u64,
+) -> Result<(), LoadError> {
+    conn.exec_drop(
+        "INSERT IGNORE INTO `ferry_meta`.`load_file_v1` (task_id, file_id, file, db, tbl, size) VALUES (?, ?, ?, ?, ?, ?)",
+        (task, file_id(name), name, db, tbl, size),
+    )
+    .await
+    .map_err(|e| from_driver(e, "writing ferry_meta.load_file_v1"))
+}
+
+/// A process taking part in a task: holds its lock on `conn` and beats its heartbeat.
+pub struct Owner {
+    pub id: String,
+    pub lock: String,
+}
+
+impl Owner {
+    pub async fn register(conn: &mut Conn, task: &str) -> Result<Owner, LoadError> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let id = format!(
+            "{}:{}:{:08x}",
+            host.chars().take(80).collect::<String>(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let lock = lock_name(task, &id);
+        get_lock(conn, &lock, Duration::from_secs(5)).await?;
+        conn.exec_drop(
+            "REPLACE INTO `ferry_meta`.`load_owner_v1` (task_id, owner, lock_name, heartbeat) VALUES (?, ?, ?, NOW(6))",
+            (task, &id, &lock),
+        )
+        .await
+        .map_err(|e| from_driver(e, "writing ferry_meta.load_owner_v1"))?;
+        Ok(Owner { id, lock })
+    }
+
+    pub async fn heartbeat(conn: &mut Conn, task: &str, id: &str) -> Result<(), LoadError> {
+        conn.exec_drop(
+            "UPDATE `ferry_meta`.`load_owner_v1` SET heartbeat = NOW(6) WHERE task_id = ? AND owner = ?",
+            (task, id),
+        )
+        .await
+        .map_err(|e| from_driver(e, "heartbeat"))
+    }
+}
+
+/// A file claimed by someone: id, name, owner, the owner's lock, heartbeat age in seconds.
+type HeldFile = (String, String, String, Option<String>, Option<i64>);
+
+/// A claimed file.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub file: String,
+    pub file_id: String,
+    pub took_over: Option<String>,
+}
+
+/// Claims the next file to load: a pending one (largest first), else one whose owner is gone.
+/// `None` when nothing is claimable now; `Some(n)` in `busy` tells how many files other live
+/// processes still hold.
+pub async fn claim_next(
+    conn: &mut Conn,
+    task: &str,
+    owner: &str,
+    lease: Duration,
+    busy: &mut u64,
+) -> Result<Option<Claim>, LoadError> {
+    *busy = 0;
+    let pending: Vec<(String, String)> = conn
+        .exec(
+            "SELECT file_id, file FROM `ferry_meta`.`load_file_v1` WHERE task_id = ? AND state = 0 ORDER BY size DESC, file_id LIMIT 16",
+            (task,),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_file_v1"))?;
+    for (fid, file) in pending {
+        conn.exec_drop(
+            "UPDATE `ferry_meta`.`load_file_v1` SET state = 1, owner = ?, claimed_at = NOW(6) WHERE task_id = ? AND file_id = ? AND state = 0",
+            (owner, task, &fid),
+        )
+        .await
+        .map_err(|e| from_driver(e, "claiming a file"))?;
+        if conn.affected_rows() == 1 {
+            return Ok(Some(Claim {
+                file,
+                file_id: fid,
+                took_over: None,
+            }));
+        }
+    }
+    // Files held by others: take over those whose owner is gone.
+    let held: Vec<HeldFile> = conn
+        .exec(
+            "SELECT f.file_id, f.file, f.owner, o.lock_name, TIMESTAMPDIFF(SECOND, o.heartbeat, NOW(6)) \
+             FROM `ferry_meta`.`load_file_v1` f LEFT JOIN `ferry_meta`.`load_owner_v1` o \
+               ON o.task_id = f.task_id AND o.owner = f.owner \
+             WHERE f.task_id = ? AND f.state = 1 AND f.owner <> ?",
+            (task, owner),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_file_v1"))?;
+    for (fid, file, old, lock, age) in held {
+        let alive = match &lock {
+            Some(l) => {
+                let used: Option<Option<u64>> = conn
+                    .exec_first("SELECT IS_USED_LOCK(?)", (l,))
+                    .await
+                    .map_err(|e| from_driver(e, "IS_USED_LOCK"))?;
+                used.flatten().is_some() && age.unwrap_or(i64::MAX) < lease.as_secs() as i64
+            }
+            None => false,
+        };
+        if alive {
+            *busy += 1;
+            continue;
+        }
+        conn.exec_drop(
+            "UPDATE `ferry_meta`.`load_file_v1` SET owner = ?, claimed_at = NOW(6) WHERE task_id = ? AND file_id = ? AND state = 1 AND owner = ?",
+            (owner, task, &fid, &old),
+        )
+        .await
+        .map_err(|e| from_driver(e, "taking over a file"))?;
+        if conn.affected_rows() == 1 {
+            return Ok(Some(Claim {
+                file,
+                file_id: fid,
+                took_over: Some(old),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Chunks of a file already loaded (by anyone).
+pub async fn done_chunks(
+    conn: &mut Conn,
+    task: &str,
+    fid: &str,
+) -> Result<Vec<(u32, u64)>, LoadError> {
+    conn.exec(
+        "SELECT chunk, `rows` FROM `ferry_meta`.`load_chunk_v1` WHERE task_id = ? AND file_id = ?",
+        (task, fid),
+    )
+    .await
+    .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))
+}
+
+pub async fn finish_file(
+    conn: &mut Conn,
+    task: &str,
+    fid: &str,
+    rows: u64,
+) -> Result<(), LoadError> {
+    conn.exec_drop(
+        "UPDATE `ferry_meta`.`load_file_v1` SET state = 2, `rows` = ? WHERE task_id = ? AND file_id = ?",
+        (rows, task, fid),
+    )
+    .await
+    .map_err(|e| from_driver(e, "writing ferry_meta.load_file_v1"))
+}
+
+/// Files of a table not done yet.
+pub async fn table_files_left(
+    conn: &mut Conn,
+    task: &str,
+    db: &str,
+    tbl: &str,
+) -> Result<u64, LoadError> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM `ferry_meta`.`load_file_v1` WHERE task_id = ? AND db = ? AND tbl = ? AND state < 2",
+            (task, db, tbl),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_file_v1"))?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Files of the task not done yet.
+pub async fn files_left(conn: &mut Conn, task: &str) -> Result<u64, LoadError> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM `ferry_meta`.`load_file_v1` WHERE task_id = ? AND state < 2",
+            (task,),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_file_v1"))?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Rows loaded per table, from the chunk checkpoints.
+pub async fn loaded_rows(
+    conn: &mut Conn,
+    task: &str,
+    db: &str,
+    tbl: &str,
+) -> Result<u64, LoadError> {
+    let n: Option<Option<u64>> = conn
+        .exec_first(
+            "SELECT CAST(SUM(c.`rows`) AS UNSIGNED) FROM `ferry_meta`.`load_chunk_v1` c JOIN `ferry_meta`.`load_file_v1` f \
+               ON f.task_id = c.task_id AND f.file_id = c.file_id WHERE c.task_id = ? AND f.db = ? AND f.tbl = ?",
+            (task, db, tbl),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))?;
+    Ok(n.flatten().unwrap_or(0))
+}
+
+pub async fn views_done(conn: &mut Conn, task: &str) -> Result<bool, LoadError> {
+    let n: Option<u8> = conn
+        .exec_first(
+            "SELECT views_done FROM `ferry_meta`.`load_task_v1` WHERE task_id = ?",
+            (task,),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_task_v1"))?;
+    Ok(n.unwrap_or(0) == 1)
+}
+
+pub async fn set_views_done(conn: &mut Conn, task: &str) -> Result<(), LoadError> {
+    conn.exec_drop(
+        "UPDATE `ferry_meta`.`load_task_v1` SET views_done = 1, finished_at = NOW(6) WHERE task_id = ?",
+        (task,),
+    )
+    .await
+    .map_err(|e| from_driver(e, "writing ferry_meta.load_task_v1"))
+}

@@ -1,0 +1,607 @@
+//! Splitting a data file into chunks at row boundaries, so one big file loads in parallel.
+//!
+//! A splitter reads the decompressed stream once, in order, and cuts it into chunks of about
+//! `chunk_size` bytes. A cut is only made where a row ends: after a `;` that ends a statement in
+//! SQL files (quotes, backticks and comments tracked), after a line terminator outside a quoted
+//! field in CSV files. The cuts depend only on the bytes and `chunk_size`, so every run and every
+//! process computes the same chunks: a chunk is identified by its file and index, and the
+//! checkpoint can say "chunk 7 of this file is loaded" across restarts.
+//!
+//! Invariants: chunks are contiguous and cover the whole stream; no chunk starts inside a row;
+//! a row longer than [`MAX_ROW`] or a quote left open at the end of the file is an error naming
+//! the byte where it began — the splitter never reads without bound looking for a row's end.
+
+use crate::error::LoadError;
+use bytes::{Bytes, BytesMut};
+use std::io::Read;
+
+/// No row (SQL statement or CSV record) may be longer than this.
+pub const MAX_ROW: usize = 512 << 20;
+const READ_BLOCK: usize = 1 << 20;
+/// Session statements are looked for in this many bytes at the head of a SQL file.
+const HEAD_SETTINGS: usize = 64 << 10;
+
+/// One piece of a file, ending at a row boundary.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub index: u32,
+    /// Offsets in the decompressed stream.
+    pub start: u64,
+    pub end: u64,
+    pub data: Bytes,
+    /// SQL: the session statements (`SET ...`) met in the file before this chunk.
+    pub prelude: std::sync::Arc<Vec<String>>,
+    /// CSV: the file's header line, when it has one.
+    pub header: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+/// The row syntax the splitter tracks.
+#[derive(Debug, Clone)]
+pub enum Syntax {
+    /// SQL statements; `backslash`: backslashes escape inside strings (no NO_BACKSLASH_ESCAPES).
+    Sql { backslash: bool },
+    Csv {
+        separator: Vec<u8>,
+        /// Quote byte, if fields may be quoted.
+        delimiter: Option<u8>,
+        backslash_escape: bool,
+        header: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlState {
+    Normal,
+    Single,
+    Double,
+    Backtick,
+    LineComment,
+    BlockComment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// Saw the delimiter inside a quoted field: the end, or the first of a doubled pair.
+    QuoteInQuoted,
+}
+
+/// Incremental boundary scanner over a growing buffer.
+struct Scanner {
+    syntax: Syntax,
+    sql: SqlState,
+    csv: CsvState,
+    /// Offset (within the buffer) where the current quote opened, for error messages.
+    quote_open: usize,
+    /// Return at the first row boundary instead of the last.
+    first_only: bool,
+    /// Return at the first row boundary at or after this offset.
+    stop_at: usize,
+}
+
+impl Scanner {
+    fn new(syntax: Syntax) -> Self {
+        Scanner {
+            syntax,
+            sql: SqlState::Normal,
+            csv: CsvState::FieldStart,
+            quote_open: 0,
+            first_only: false,
+            stop_at: usize::MAX,
+        }
+    }
+
+    /// Scans `buf[from..limit]`; returns the last row boundary found (an offset just past the
+    /// row's end) and the offset scanning stopped at. Stops early, before `limit`, where a
+    /// two-byte token could straddle `limit` (unless `eof`).
+    fn scan(&mut self, buf: &[u8], from: usize, eof: bool) -> (Option<usize>, usize) {
+        match self.syntax.clone() {
+            Syntax::Sql { backslash } => self.scan_sql(buf, from, eof, backslash),
+            Syntax::Csv {
+                separator,
+                delimiter,
+                backslash_escape,
+                ..
+            } => self.scan_csv(buf, from, eof, &separator, delimiter, backslash_escape),
+        }
+    }
+
+    fn scan_sql(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        eof: bool,
+        backslash: bool,
+    ) -> (Option<usize>, usize) {
+        let n = buf.len();
+        // Keep one byte of lookahead unless at the end of the file.
+        let limit = if eof { n } else { n.saturating_sub(1) };
+        let mut last = None;
+        let mut i = from;
+        while i < limit {
+            match self.sql {
+                SqlState::Normal => {
+                    let b = buf[i];
+                    match b {
+                        b';' => {
+                            last = Some(i + 1);
+                            if self.first_only || i + 1 >= self.stop_at {
+                                return (last, i + 1);
+                            }
+                        }
+                        b'\'' => {
+                            self.sql = SqlState::Single;
+                            self.quote_open = i;
+                        }
+                        b'"' => {
+                            self.sql = SqlState::Double;
+                            self.quote_open = i;
+                        }
+                        b'`' => {
+                            self.sql = SqlState::Backtick;
+                            self.quote_open = i;
+                        }
+                        b'#' => self.sql = SqlState::LineComment,
+                        b'-' if buf.get(i + 1) == Some(&b'-')
+                            && buf.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) =>
+                        {
+                            if i + 2 >= n && !eof {
+                                return (last, i);
+                            }
+                            self.sql = SqlState::LineComment;
+                            i += 1;
+                        }
+                        b'/' if buf.get(i + 1) == Some(&b'*') => {
+                            // `/*!...*/` conditional comments hold statement text, but never
+                            // a `;` of their own in dump files; treat all alike.
+                            self.sql = SqlState::BlockComment;
+                            self.quote_open = i;
+                            i += 1;
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                SqlState::Single | SqlState::Double => {
+                    let q = if self.sql == SqlState::Single {
+                        b'\''
+                    } else {
+                        b'"'
+                    };
+                    let found = if backslash {
+                        memchr::memchr2(q, b'\\', &buf[i..limit])
+                    } else {
+                        memchr::memchr(q, &buf[i..limit])
+                    };
+                    match found {
+                        None => i = limit,
+                        Some(k) => {
+                            let j = i + k;
+                            if buf[j] == b'\\' {
+                                // The escaped byte is within `n` thanks to the lookahead.
+                                i = j + 2;
+                            } else {
+                                // A doubled quote reopens at once; same as toggling twice.
+                                self.sql = SqlState::Normal;
+                                i = j + 1;
+                            }
+                        }
+                    }
+                }
+                SqlState::Backtick => match memchr::memchr(b'`', &buf[i..limit]) {
+                    None => i = limit,
+                    Some(k) => {
+                        self.sql = SqlState::Normal;
+                        i += k + 1;
+                    }
+                },
+                SqlState::LineComment => match memchr::memchr(b'\n', &buf[i..limit]) {
+                    None => i = limit,
+                    Some(k) => {
+                        self.sql = SqlState::Normal;
+                        i += k + 1;
+                    }
+                },
+                SqlState::BlockComment => match memchr::memchr(b'*', &buf[i..limit]) {
+                    None => i = limit,
+                    Some(k) => {
+                        let j = i + k;
+                        if buf.get(j + 1) == Some(&b'/') {
+                            self.sql = SqlState::Normal;
+                            i = j + 2;
+                        } else {
+                            i = j + 1;
+                        }
+                    }
+                },
+            }
+        }
+        (last, i.min(n))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_csv(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        eof: bool,
+        separator: &[u8],
+        delimiter: Option<u8>,
+        backslash_escape: bool,
+    ) -> (Option<usize>, usize) {
+        let n = buf.len();
+        let lookahead = separator.len().max(2) - 1;
+        let limit = if eof { n } else { n.saturating_sub(lookahead) };
+        let mut last = None;
+        let mut i = from;
+        while i < limit {
+            let b = buf[i];
+            match self.csv {
+                CsvState::FieldStart | CsvState::Unquoted => {
+                    if self.csv == CsvState::FieldStart && Some(b) == delimiter {
+                        self.csv = CsvState::Quoted;
+                        self.quote_open = i;
+                        i += 1;
+                        continue;
+                    }
+                    if b == b'\n' {
+                        last = Some(i + 1);
+                        self.csv = CsvState::FieldStart;
+                        i += 1;
+                        if i >= self.stop_at {
+                            return (last, i);
+                        }
+                    } else if backslash_escape && b == b'\\' {
+                        self.csv = CsvState::Unquoted;
+                        i += 2;
+                    } else if buf[i..].starts_with(separator) {
+                        self.csv = CsvState::FieldStart;
+                        i += separator.len();
+                    } else {
+                        self.csv = CsvState::Unquoted;
+                        i += 1;
+                    }
+                }
+                CsvState::Quoted => {
+                    let Some(q) = delimiter else {
+                        self.csv = CsvState::Unquoted;
+                        continue;
+                    };
+                    let found = if backslash_escape {
+                        memchr::memchr2(q, b'\\', &buf[i..limit])
+                    } else {
+                        memchr::memchr(q, &buf[i..limit])
+                    };
+                    match found {
+                        None => i = limit,
+                        Some(k) => {
+                            let j = i + k;
+                            if buf[j] == b'\\' {
+                                i = j + 2;
+                            } else {
+                                self.csv = CsvState::QuoteInQuoted;
+                                i = j + 1;
+                            }
+                        }
+                    }
+                }
+                CsvState::QuoteInQuoted => {
+                    if Some(b) == delimiter {
+                        // A doubled quote: still inside the field.
+                        self.csv = CsvState::Quoted;
+                        i += 1;
+                    } else {
+                        // The field ended; what follows is a separator, a line end or stray
+                        // bytes the parser will judge.
+                        self.csv = CsvState::Unquoted;
+                    }
+                }
+            }
+        }
+        if eof && self.csv == CsvState::QuoteInQuoted {
+            self.csv = CsvState::Unquoted;
+        }
+        (last, i.min(n))
+    }
+
+    fn open_construct(&self) -> Option<(&'static str, usize)> {
+        match (&self.syntax, self.sql, self.csv) {
+            (Syntax::Sql { .. }, SqlState::Single | SqlState::Double, _) => {
+                Some(("a quoted string", self.quote_open))
+            }
+            (Syntax::Sql { .. }, SqlState::Backtick, _) => {
+                Some(("a `quoted` name", self.quote_open))
+            }
+            (Syntax::Sql { .. }, SqlState::BlockComment, _) => {
+                Some(("a /* comment", self.quote_open))
+            }
+            (Syntax::Csv { .. }, _, CsvState::Quoted) => Some(("a quoted field", self.quote_open)),
+            _ => None,
+        }
+    }
+
+    fn in_construct(&self) -> bool {
+        self.sql != SqlState::Normal && self.sql != SqlState::LineComment
+    }
+
+    fn rebase(&mut self, cut: usize) {
+        self.quote_open = self.quote_open.saturating_sub(cut);
+    }
+}
+
+/// The end of the SQL statement starting at `from` (just past its `;`, or the end of `data`),
+/// and whether a quote or comment is left open at the end.
+pub fn next_statement_end(data: &[u8], from: usize, backslash: bool) -> (usize, bool) {
+    let mut s = Scanner::new(Syntax::Sql { backslash });
+    s.first_only = true;
+    match s.scan(data, from, true) {
+        (Some(end), _) => (end, false),
+        (None, _) => (data.len(), s.in_construct()),
+    }
+}
+
+/// Cuts a stream into chunks, calling `emit` for each in order. `describe` names the file in
+/// errors. Returns the number of chunks and the CSV header (when the syntax has one).
+pub fn split(
+    mut reader: impl Read,
+    syntax: Syntax,
+    chunk_size: usize,
+    describe: &str,
+    mut emit: impl FnMut(Chunk) -> Result<(), LoadError>,
+) -> Result<SplitOutcome, LoadError> {
+    let sql_backslash = !matches!(syntax, Syntax::Sql { backslash: false });
+    let mut scanner = Scanner::new(syntax.clone());
+    scanner.stop_at = chunk_size.max(1);
+    if matches!(syntax, Syntax::Csv { header: true, .. }) {
+        // The header is the first line exactly.
+        scanner.stop_at = 1;
+    }
+    let mut buf = BytesMut::with_capacity(chunk_size.min(64 << 20) + READ_BLOCK);
+    // Offset of buf[0] in the stream.
+    let mut base: u64 = 0;
+    let mut scanned = 0usize;
+    let mut boundary: Option<usize> = None;
+    let mut index = 0u32;
+    let mut eof = false;
+    let mut first = true;
+    let mut header: Option<Vec<u8>> = None;
+    let wants_header = matches!(syntax, Syntax::Csv { header: true, .. });
+    let mut prelude_arc = std::sync::Arc::new(Vec::new());
+    let mut prelude_done = !matches!(syntax, Syntax::Sql { .. });
+    let mut header_arc: Option<std::sync::Arc<Vec<u8>>> = None;
+    loop {
+        if !eof {
+            let old = buf.len();
+            buf.resize(old + READ_BLOCK, 0);
+            let got = read_full(&mut reader, &mut buf[old..]).map_err(|e| LoadError::Input {
+                file: describe.to_string(),
+                offset: base + old as u64,
+                message: read_error_message(&e),
+            })?;
+            buf.truncate(old + got);
+            if got == 0 {
+                eof = true;
+            }
+            if first && buf.len() >= 3 {
+                first = false;
+                if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    let _ = buf.split_to(3);
+                    base += 3;
+                }
+            }
+        }
+        let (found, stop) = scanner.scan(&buf, scanned, eof);
+        scanned = stop;
+        if let Some(b) = found {
+            boundary = Some(b);
+        }
+        if wants_header && header.is_none() {
+            if let Some(b) = boundary {
+                let line = buf.split_to(b);
+                header = Some(line.to_vec());
+                header_arc = Some(std::sync::Arc::new(line.to_vec()));
+                scanner.stop_at = chunk_size.max(1);
+                base += b as u64;
+                scanned -= b;
+                scanner.rebase(b);
+                boundary = None;
+                continue;
+            }
+        }
+        if wants_header && header.is_none() && eof && scanned >= buf.len() {
+            header = Some(buf.split().to_vec());
+            header_arc = header.clone().map(std::sync::Arc::new);
+            continue;
+        }
+        if !prelude_done && (boundary.is_some() || eof) {
+            // Session statements (`SET NAMES`, `SET TIME_ZONE`...) at the head of the file;
+            // chunks after the first replay them before their own rows.
+            prelude_done = true;
+            let head = &buf[..boundary.unwrap_or(buf.len()).min(HEAD_SETTINGS)];
+            prelude_arc = std::sync::Arc::new(crate::sql::head_settings(head, sql_backslash));
+        }
+        let at_end = eof && scanned >= buf.len();
+        if at_end && boundary.is_none_or(|b| b < buf.len()) {
+            // Bytes left without a row end: the last row has no terminator (fine), unless a
+            // quote or comment is still open.
+            if let Some((what, at)) = scanner.open_construct() {
+                return Err(LoadError::Input {
+                    file: describe.to_string(),
+                    offset: base + at as u64,
+                    message: format!(
+                        "{what} opened here is never closed before the end of the file (truncated or corrupt file?)"
+                    ),
+                });
+            }
+        }
+        let cut = match boundary {
+            Some(b) if b >= chunk_size => Some(b),
+            _ if at_end => Some(buf.len()),
+            _ => None,
+        };
+        if let Some(c) = cut {
+            if c > 0 {
+                let data = buf.split_to(c).freeze();
+                let has_rows = !data.iter().all(|b| b.is_ascii_whitespace());
+                if has_rows || index == 0 {
+                    emit(Chunk {
+                        index,
+                        start: base,
+                        end: base + c as u64,
+                        data,
+                        prelude: if index == 0 {
+                            Default::default()
+                        } else {
+                            prelude_arc.clone()
+                        },
+                        header: header_arc.clone(),
+                    })?;
+                    index += 1;
+                }
+                base += c as u64;
+                scanned -= c;
+                scanner.rebase(c);
+                boundary = None;
+            }
+        }
+        if eof && buf.is_empty() {
+            break;
+        }
+        if boundary.is_none() && buf.len() > MAX_ROW {
+            let (what, at) = scanner.open_construct().unwrap_or(("a row", 0));
+            return Err(LoadError::Input {
+                file: describe.to_string(),
+                offset: base + at as u64,
+                message: format!(
+                    "{what} starting here runs for more than {} MiB without ending; the file is corrupt or the format options (--csv-delimiter, --csv-separator) do not match it",
+                    MAX_ROW >> 20
+                ),
+            });
+        }
+    }
+    Ok(SplitOutcome {
+        chunks: index,
+        header,
+        bytes: base,
+    })
+}
+
+pub struct SplitOutcome {
+    pub chunks: u32,
+    pub header: Option<Vec<u8>>,
+    /// Decompressed size.
+    pub bytes: u64,
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn read_error_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    if e.kind() == std::io::ErrorKind::UnexpectedEof || s.contains("incomplete") {
+        format!("the compressed stream ends early ({s}): the file is truncated")
+    } else {
+        format!("cannot read or decompress: {s}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn chunks(data: &[u8], syntax: Syntax, size: usize) -> Result<Vec<Chunk>, LoadError> {
+        let mut out = Vec::new();
+        split(data, syntax, size, "f", |c| {
+            out.push(c);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn csv() -> Syntax {
+        Syntax::Csv {
+            separator: b",".to_vec(),
+            delimiter: Some(b'"'),
+            backslash_escape: true,
+            header: false,
+        }
+    }
+
+    #[test]
+    fn sql_cuts_only_after_statements() {
+        let data = b"INSERT INTO t VALUES (1,'a;b'),(2,'x\\';y');\nINSERT INTO t VALUES (3,\"q;\");\n-- c;\n/* ; */INSERT INTO t VALUES (4,`;`);";
+        let cs = chunks(data, Syntax::Sql { backslash: true }, 1).unwrap();
+        let texts: Vec<&[u8]> = cs.iter().map(|c| &c.data[..]).collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(texts[0].ends_with(b"'x\\';y');"));
+        assert!(texts[1].ends_with(b"\"q;\");"));
+        assert_eq!(cs.iter().map(|c| c.data.len()).sum::<usize>(), data.len());
+        assert_eq!(cs[1].start, cs[0].end);
+    }
+
+    #[test]
+    fn sql_prelude_is_carried() {
+        let data =
+            b"/*!40101 SET NAMES binary*/;\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n";
+        let cs = chunks(data, Syntax::Sql { backslash: true }, 1).unwrap();
+        assert_eq!(cs.len(), 3);
+        assert!(cs[0].prelude.is_empty());
+        assert_eq!(cs[2].prelude.len(), 1);
+    }
+
+    #[test]
+    fn csv_respects_quotes_and_reports_unclosed() {
+        let data = b"1,\"a\nb\",x\n2,\"c\"\"\nd\",y\n3,\\\",z\n";
+        let cs = chunks(data, csv(), 1).unwrap();
+        assert_eq!(cs.len(), 3);
+        assert_eq!(&cs[0].data[..], b"1,\"a\nb\",x\n");
+        let err = chunks(b"1,\"abc\n2,def\n", csv(), 1).unwrap_err();
+        assert!(err.to_string().contains("at byte 2"), "{err}");
+        assert!(err.to_string().contains("never closed"), "{err}");
+    }
+
+    #[test]
+    fn csv_header_and_bom() {
+        let mut s = csv();
+        if let Syntax::Csv { header, .. } = &mut s {
+            *header = true;
+        }
+        let mut out = Vec::new();
+        let o = split(&b"\xEF\xBB\xBFa,b\n1,2\n"[..], s, 100, "f", |c| {
+            out.push(c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(o.header.as_deref(), Some(&b"a,b\n"[..]));
+        assert_eq!(&out[0].data[..], b"1,2\n");
+    }
+
+    #[test]
+    fn every_split_size_covers_the_stream() {
+        let mut data = Vec::new();
+        for i in 0..200 {
+            data.extend_from_slice(format!("{i},\"v,{i}\"\"\n\",\\\"\n").as_bytes());
+        }
+        for size in [1, 7, 64, 1000, 1 << 20] {
+            let cs = chunks(&data, csv(), size).unwrap();
+            let joined: Vec<u8> = cs.iter().flat_map(|c| c.data.iter().copied()).collect();
+            assert_eq!(joined, data);
+            for c in &cs {
+                assert!(c.data.ends_with(b"\n"));
+            }
+        }
+    }
+}

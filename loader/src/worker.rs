@@ -1,0 +1,597 @@
+//! The load loop: claim files, split them into chunks on blocking threads, and let `threads`
+//! workers commit each chunk with its checkpoint row in one transaction.
+
+use crate::checkpoint;
+use crate::discover::DataKind;
+use crate::error::{from_driver, LoadError};
+use crate::split::{self, Chunk, Syntax};
+use crate::transcode::{self, Step, TranscodeOptions};
+use crate::{FileState, OnDuplicate, Run};
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+
+struct Job {
+    file: Arc<FileState>,
+    chunk: Chunk,
+}
+
+const MAX_ATTEMPTS: u32 = 6;
+
+/// Loads every file of the task (with other processes, if any). Returns how many files this
+/// process took over from dead claimants.
+pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, LoadError> {
+    let (tx, rx) = mpsc::channel::<Job>(run.cfg.threads.max(2));
+    let rx = Arc::new(Mutex::new(rx));
+    let mut workers = tokio::task::JoinSet::new();
+    for n in 0..run.cfg.threads {
+        let run = run.clone();
+        let rx = rx.clone();
+        workers.spawn(async move {
+            if let Err(e) = worker_loop(&run, rx, n).await {
+                run.fail(e);
+            }
+        });
+    }
+    let mut ctl = run.cfg.target.connect().await?;
+    let mut readers: tokio::task::JoinSet<Result<(), LoadError>> = tokio::task::JoinSet::new();
+    let mut taken_over = 0u64;
+    let table_of: HashMap<(String, String), usize> = run
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.plan.db.clone(), t.plan.name.clone()), i))
+        .collect();
+    let result: Result<(), LoadError> = async {
+        loop {
+            if run.cancel.load(Ordering::SeqCst) {
+                break;
+            }
+            let mut busy = 0;
+            while readers.len() < run.cfg.threads {
+                let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
+                let Some(claim) = claim else { break };
+                if let Some(old) = &claim.took_over {
+                    tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
+                    taken_over += 1;
+                }
+                let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
+                    t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
+                }) else {
+                    // Registered by a run with another filter: not ours to load.
+                    tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
+                    continue;
+                };
+                let _ = &table_of;
+                let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
+                let state = Arc::new(FileState {
+                    name: claim.file.clone(),
+                    file_id: claim.file_id.clone(),
+                    table: ti,
+                    kind: df.kind,
+                    expected_rows: df.expected_rows,
+                    emitted: AtomicU32::new(0),
+                    completed: AtomicU32::new(0),
+                    rows: AtomicU64::new(done.iter().map(|(_, r)| *r).sum()),
+                    split_done: AtomicBool::new(false),
+                    finished: AtomicBool::new(false),
+                });
+                let run2 = run.clone();
+                let tx2 = tx.clone();
+                readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
+            }
+            if readers.is_empty() {
+                if run.cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let left = checkpoint::files_left(&mut ctl, &run.task).await?;
+                if left == 0 {
+                    break;
+                }
+                // Files held by live processes (or by our own workers finishing): wait.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            tokio::select! {
+                r = readers.join_next() => {
+                    if let Some(r) = r {
+                        r.map_err(|e| LoadError::Internal(format!("reader task: {e}")))??;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        run.fail(e);
+    }
+    if run.cancel.load(Ordering::SeqCst) {
+        readers.abort_all();
+    }
+    while readers.join_next().await.is_some() {}
+    drop(tx);
+    while workers.join_next().await.is_some() {}
+    Ok(taken_over)
+}
+
+async fn read_file(
+    run: Arc<Run>,
+    state: Arc<FileState>,
+    kind: DataKind,
+    size: u64,
+    chunk_size: u64,
+    done: Vec<(u32, u64)>,
+    tx: mpsc::Sender<Job>,
+) -> Result<(), LoadError> {
+    let syntax = match (kind, &run.tables[state.table].csv) {
+        (DataKind::Csv, Some(f)) => Syntax::Csv {
+            separator: f.separator.clone(),
+            delimiter: f.delimiter,
+            backslash_escape: f.backslash_escape,
+            header: f.header,
+        },
+        _ => Syntax::Sql {
+            backslash: run.sql_backslash,
+        },
+    };
+    let rt = tokio::runtime::Handle::current();
+    let storage = run.storage.clone();
+    let describe = storage.describe(&state.name);
+    let st = state.clone();
+    let run2 = run.clone();
+    let gb18030 = run.cfg.charset == "gb18030";
+    let outcome = tokio::task::spawn_blocking(move || {
+        let reader = crate::input::open(&storage, &st.name, size, &rt)?;
+        let reader: Box<dyn std::io::Read + Send> = if gb18030 {
+            Box::new(crate::input::Gb18030Reader::new(reader))
+        } else {
+            reader
+        };
+        let done: std::collections::HashSet<u32> = done.iter().map(|(c, _)| *c).collect();
+        split::split(reader, syntax, chunk_size as usize, &describe, |chunk| {
+            if run2.cancel.load(Ordering::SeqCst) {
+                return Err(LoadError::Internal("cancelled".into()));
+            }
+            if done.contains(&chunk.index) {
+                run2.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            st.emitted.fetch_add(1, Ordering::SeqCst);
+            run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
+            tx.blocking_send(Job {
+                file: st.clone(),
+                chunk,
+            })
+            .map_err(|_| LoadError::Internal("the workers stopped".into()))
+        })
+    })
+    .await
+    .map_err(|e| LoadError::Internal(format!("splitter: {e}")))?;
+    match outcome {
+        Ok(_) => {}
+        Err(LoadError::Internal(m)) if m == "cancelled" || m == "the workers stopped" => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    }
+    state.split_done.store(true, Ordering::SeqCst);
+    maybe_finish_file(&run, &state).await
+}
+
+/// Marks the file done once it is split and every chunk it emitted is committed.
+async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(), LoadError> {
+    if !state.split_done.load(Ordering::SeqCst)
+        || state.completed.load(Ordering::SeqCst) != state.emitted.load(Ordering::SeqCst)
+        || state.finished.swap(true, Ordering::SeqCst)
+    {
+        return Ok(());
+    }
+    let rows = state.rows.load(Ordering::SeqCst);
+    if let Some(expected) = state.expected_rows {
+        if expected != rows {
+            return Err(LoadError::Verify(format!(
+                "{}: {rows} rows read, the manifest says {expected}: the file does not match the dump it belongs to",
+                run.storage.describe(&state.name)
+            )));
+        }
+    }
+    let mut conn = run.cfg.target.connect().await?;
+    checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
+    run.counters.files.fetch_add(1, Ordering::Relaxed);
+    let t = &run.tables[state.table];
+    if checkpoint::table_files_left(&mut conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
+        finalize_table(run, &mut conn, state.table).await?;
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+/// Restores deferred indexes and rebases AUTO_INCREMENT once all of a table's files are done.
+pub(crate) async fn finalize_table(
+    run: &Run,
+    conn: &mut Conn,
+    index: usize,
+) -> Result<(), LoadError> {
+    let t = &run.tables[index];
+    let (db, name) = (&t.plan.db, &t.plan.name);
+    if checkpoint::table_files_left(conn, &run.task, db, name).await? > 0 {
+        return Ok(());
+    }
+    let lock = checkpoint::lock_name(&run.task, &format!("table:{db}.{name}"));
+    checkpoint::get_lock(conn, &lock, Duration::from_secs(24 * 3600)).await?;
+    let r = async {
+        let Some((state, restore)) = checkpoint::table_state(conn, &run.task, db, name).await? else {
+            return Ok(());
+        };
+        if state == checkpoint::TABLE_FINISHED {
+            return Ok(());
+        }
+        let q = &t.shape.qualified;
+        if let Some(sql) = restore.filter(|s| !s.is_empty()) {
+            tracing::info!(table = %q, "adding the deferred indexes");
+            match conn.query_drop(&sql).await {
+                Ok(()) => {}
+                // Added by a run that died before recording it.
+                Err(mysql_async::Error::Server(e)) if e.code == 1061 => {}
+                Err(e) => return Err(from_driver(e, &format!("restoring the indexes of {q}"))),
+            }
+        }
+        let ai: Option<String> = conn
+            .exec_first(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
+                (db, name),
+            )
+            .await
+            .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
+        if let Some(col) = ai {
+            let max: Option<Option<String>> = conn
+                .query_first(format!("SELECT CAST(MAX({}) AS CHAR) FROM {q}", ferry_shared::ident::quote_ident(&col)))
+                .await
+                .map_err(|e| from_driver(e, &format!("reading MAX({col}) of {q}")))?;
+            if let Some(Some(m)) = max {
+                if let Ok(v) = m.parse::<i128>() {
+                    conn.query_drop(format!("ALTER TABLE {q} AUTO_INCREMENT = {}", v + 1))
+                        .await
+                        .map_err(|e| from_driver(e, &format!("rebasing AUTO_INCREMENT of {q}")))?;
+                }
+            }
+        }
+        checkpoint::set_table_state(conn, &run.task, db, name, checkpoint::TABLE_FINISHED, None).await?;
+        tracing::info!(table = %q, "table loaded");
+        Ok(())
+    }
+    .await;
+    checkpoint::release_lock(conn, &lock).await?;
+    r
+}
+
+async fn connect_worker(run: &Run) -> Result<Conn, LoadError> {
+    let mut conn = run.cfg.target.connect().await?;
+    let mut s = format!(
+        "SET SESSION foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00', sql_mode = {}",
+        ferry_shared::ident::quote_str(&run.cfg.sql_mode)
+    );
+    if run.cfg.disable_binlog {
+        s.push_str(", sql_log_bin = 0");
+    }
+    conn.query_drop(s)
+        .await
+        .map_err(|e| from_driver(e, "setting up the load session"))?;
+    Ok(conn)
+}
+
+async fn worker_loop(
+    run: &Arc<Run>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    n: usize,
+) -> Result<(), LoadError> {
+    let mut conn: Option<Conn> = None;
+    loop {
+        let job = { rx.lock().await.recv().await };
+        let Some(job) = job else { break };
+        if run.cancel.load(Ordering::SeqCst) {
+            continue;
+        }
+        let file_desc = run.storage.describe(&job.file.name);
+        // Transcode on a blocking thread: CPU work.
+        let steps = {
+            let data = job.chunk.data.clone();
+            let prelude = job.chunk.prelude.clone();
+            let header = job.chunk.header.clone();
+            let run2 = run.clone();
+            let ti = job.file.table;
+            let kind = job.file.kind;
+            tokio::task::spawn_blocking(move || {
+                transcode_chunk(&run2, ti, kind, &data, &prelude, header.as_deref())
+            })
+            .await
+            .map_err(|e| LoadError::Internal(format!("transcoder: {e}")))?
+        };
+        let (steps, rows) = match steps {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(LoadError::Input {
+                    file: file_desc,
+                    offset: job.chunk.start + e.offset as u64,
+                    message: e.message,
+                })
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if conn.is_none() {
+                conn = Some(connect_worker(run).await?);
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            match commit_chunk(run, c, &job, &steps, rows).await {
+                Ok(Committed::Loaded) => {
+                    run.counters.add(rows, job.chunk.data.len() as u64);
+                    run.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+                    job.file.rows.fetch_add(rows, Ordering::SeqCst);
+                    break;
+                }
+                Ok(Committed::AlreadyDone(r)) => {
+                    tracing::info!(file = %file_desc, chunk = job.chunk.index, "chunk already loaded by another process");
+                    run.skipped.fetch_add(1, Ordering::Relaxed);
+                    job.file.rows.fetch_add(r, Ordering::SeqCst);
+                    break;
+                }
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(worker = n, file = %file_desc, chunk = job.chunk.index, attempt, error = %e, "chunk failed; retrying on a fresh connection");
+                    conn = None;
+                    tokio::time::sleep(Duration::from_millis(250 << attempt.min(5))).await;
+                }
+                Err(e) => {
+                    return Err(match e {
+                        LoadError::Target(m) => LoadError::Target(format!(
+                            "{file_desc} (chunk {}, bytes {}-{}): {m}",
+                            job.chunk.index, job.chunk.start, job.chunk.end
+                        )),
+                        other => other,
+                    })
+                }
+            }
+        }
+        job.file.completed.fetch_add(1, Ordering::SeqCst);
+        maybe_finish_file(run, &job.file).await?;
+    }
+    if let Some(c) = conn {
+        let _ = c.disconnect().await;
+    }
+    Ok(())
+}
+
+fn transcode_chunk(
+    run: &Run,
+    ti: usize,
+    kind: DataKind,
+    data: &[u8],
+    prelude: &[String],
+    header: Option<&Vec<u8>>,
+) -> Result<(Vec<Step>, u64), transcode::ChunkError> {
+    let t = &run.tables[ti];
+    let opts = TranscodeOptions {
+        method: run.method,
+        charset: run.default_charset.clone(),
+        validate_utf8: run.validate_utf8,
+        insert_batch: ((run.max_packet / 2) as usize).clamp(64 << 10, 4 << 20),
+        insert_verb: match run.cfg.on_duplicate {
+            OnDuplicate::Error => "INSERT",
+            OnDuplicate::Replace => "REPLACE",
+            OnDuplicate::Ignore => "INSERT IGNORE",
+        },
+        sql_backslash: run.sql_backslash,
+    };
+    match (&t.csv, kind) {
+        (Some(f), DataKind::Csv) => {
+            let columns = match header {
+                Some(h) => {
+                    let names = transcode::csv_header(h, f)?;
+                    for c in &names {
+                        if !t.target_columns.contains(&c.to_lowercase()) {
+                            return Err(transcode::ChunkError {
+                                offset: 0,
+                                message: format!(
+                                    "the header names column `{c}`, which {} does not have",
+                                    t.shape.qualified
+                                ),
+                            });
+                        }
+                    }
+                    names
+                }
+                None => t.shape.columns.clone(),
+            };
+            transcode::csv_chunk(data, f, &columns, &t.shape, &opts)
+        }
+        _ => transcode::sql_chunk(data, prelude, &t.shape, &opts),
+    }
+}
+
+enum Committed {
+    Loaded,
+    AlreadyDone(u64),
+}
+
+fn load_statement(
+    run: &Run,
+    shape: &transcode::TableShape,
+    columns: &[String],
+    charset: &str,
+) -> String {
+    let verb = match run.cfg.on_duplicate {
+        OnDuplicate::Error => "",
+        OnDuplicate::Replace => "REPLACE ",
+        OnDuplicate::Ignore => "IGNORE ",
+    };
+    let mut cols = Vec::with_capacity(columns.len());
+    let mut sets = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        let q = ferry_shared::ident::quote_ident(c);
+        let typed = shape
+            .typed_text_columns
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(c));
+        if charset == "binary" && typed {
+            // INET6/UUID read binary strings as their 16-byte form; the stream has text.
+            cols.push(format!("@ferry_{i}"));
+            sets.push(format!("{q} = CONVERT(@ferry_{i} USING latin1)"));
+        } else {
+            cols.push(q);
+        }
+    }
+    let mut s = format!(
+        "LOAD DATA LOCAL INFILE 'ferry-chunk' {verb}INTO TABLE {} CHARACTER SET {charset} \
+         FIELDS TERMINATED BY ',' ENCLOSED BY '\\'' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        shape.qualified,
+        cols.join(",")
+    );
+    if !sets.is_empty() {
+        s.push_str(" SET ");
+        s.push_str(&sets.join(", "));
+    }
+    s
+}
+
+/// `Records: N  Deleted: D  Skipped: S  Warnings: W`
+fn parse_info(info: &str) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    let mut it = info.split_whitespace();
+    while let Some(k) = it.next() {
+        if let Some(v) = it.next() {
+            if let Ok(n) = v.parse() {
+                m.insert(k.trim_end_matches(':').to_ascii_lowercase(), n);
+            }
+        }
+    }
+    m
+}
+
+fn is_skippable_setting(sql: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(sql).to_ascii_lowercase();
+    lower.contains("sql_log_bin")
+        || lower.contains("gtid")
+        || lower.contains("character_set_client") && lower.contains("@old")
+}
+
+async fn commit_chunk(
+    run: &Run,
+    conn: &mut Conn,
+    job: &Job,
+    steps: &[Step],
+    rows: u64,
+) -> Result<Committed, LoadError> {
+    let t = &run.tables[job.file.table];
+    let q = &t.shape.qualified;
+    conn.query_drop(format!(
+        "SET NAMES {}",
+        run.default_charset
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
+    ))
+    .await
+    .map_err(|e| from_driver(e, "SET NAMES"))?;
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| from_driver(e, "START TRANSACTION"))?;
+    let guard = conn
+        .exec_drop(
+            "INSERT INTO `ferry_meta`.`load_chunk_v1` (task_id, file_id, chunk, start_offset, end_offset, `rows`, owner, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6))",
+            (&run.task, &job.file.file_id, job.chunk.index, job.chunk.start, job.chunk.end, rows, &run.owner),
+        )
+        .await;
+    match guard {
+        Ok(()) => {}
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+            let _ = conn.query_drop("ROLLBACK").await;
+            let r: Option<u64> = conn
+                .exec_first(
+                    "SELECT `rows` FROM `ferry_meta`.`load_chunk_v1` WHERE task_id = ? AND file_id = ? AND chunk = ?",
+                    (&run.task, &job.file.file_id, job.chunk.index),
+                )
+                .await
+                .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))?;
+            return Ok(Committed::AlreadyDone(r.unwrap_or(0)));
+        }
+        Err(e) => return Err(from_driver(e, "writing the chunk checkpoint")),
+    }
+    for step in steps {
+        match step {
+            Step::Load {
+                columns,
+                charset,
+                data,
+                rows,
+            } => {
+                let data = Bytes::from(data.clone());
+                conn.set_infile_handler(async move {
+                    let pieces: Vec<std::io::Result<Bytes>> = (0..data.len().div_ceil(1 << 20))
+                        .map(|i| Ok(data.slice(i << 20..((i + 1) << 20).min(data.len()))))
+                        .collect();
+                    Ok(Box::pin(futures::stream::iter(pieces)) as mysql_async::InfileData)
+                });
+                conn.query_drop(load_statement(run, &t.shape, columns, charset))
+                    .await
+                    .map_err(|e| from_driver(e, &format!("LOAD DATA into {q}")))?;
+                let info = parse_info(&conn.info());
+                let skipped = info.get("skipped").copied().unwrap_or(0);
+                let warnings = info
+                    .get("warnings")
+                    .copied()
+                    .unwrap_or(conn.get_warnings() as u64);
+                if skipped > 0 && run.cfg.on_duplicate == OnDuplicate::Error {
+                    let first = first_warning(conn).await;
+                    let _ = conn.query_drop("ROLLBACK").await;
+                    return Err(LoadError::Target(format!(
+                        "{skipped} of {rows} rows duplicate a key already in {q} ({first}); use --on-duplicate replace|ignore to load anyway"
+                    )));
+                }
+                if warnings > 0 {
+                    note_warnings(run, conn, q, warnings).await;
+                }
+            }
+            Step::Exec { sql, .. } => {
+                if is_skippable_setting(sql) {
+                    continue;
+                }
+                conn.query_drop(&sql[..]).await.map_err(|e| {
+                    let text =
+                        String::from_utf8_lossy(&sql[..sql.len().min(100)]).replace('\n', " ");
+                    from_driver(e, &format!("`{text}`"))
+                })?;
+                let w = conn.get_warnings() as u64;
+                if w > 0 {
+                    note_warnings(run, conn, q, w).await;
+                }
+            }
+        }
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| from_driver(e, "COMMIT"))?;
+    Ok(Committed::Loaded)
+}
+
+async fn first_warning(conn: &mut Conn) -> String {
+    let w: Result<Option<(String, u32, String)>, _> =
+        conn.query_first("SHOW WARNINGS LIMIT 1").await;
+    match w {
+        Ok(Some((_, code, msg))) => format!("{msg} ({code})"),
+        _ => "no detail".into(),
+    }
+}
+
+async fn note_warnings(run: &Run, conn: &mut Conn, q: &str, n: u64) {
+    let before = run.warnings.fetch_add(n, Ordering::Relaxed);
+    if before < 20 {
+        let first = first_warning(conn).await;
+        tracing::warn!(table = %q, warnings = n, first = %first, "the target reported warnings while loading");
+    }
+}

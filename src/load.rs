@@ -1,0 +1,259 @@
+//! `ferry load` options and their validation.
+
+use crate::dump::parse_size;
+use crate::OutputMode;
+use clap::Args;
+use ferry_loader::{
+    CsvOptions, DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting,
+};
+use ferry_shared::conn::ConnSpec;
+use ferry_shared::filter::TableFilter;
+use ferry_shared::progress::{human_bytes, ProgressMode};
+use ferry_shared::storage::S3Options;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// The dump: a local directory or `s3://bucket/prefix` (ferry, Dumpling or mydumper layout).
+    #[arg(long, short = 'd')]
+    from: String,
+    /// Target server, `mysql://user@host:port`. The password comes from FERRY_TARGET_PASSWORD
+    /// or --target-password-file, never from the URL.
+    #[arg(long)]
+    target: String,
+    /// File holding the target password (first line).
+    #[arg(long)]
+    target_password_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the target's TLS certificate; enables TLS.
+    #[arg(long)]
+    target_ssl_ca: Option<PathBuf>,
+    /// S3 endpoint for S3-compatible stores (path-style addressing is used with it).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// S3 region (default: from the AWS environment/profile, else us-east-1).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Parallel load connections.
+    #[arg(long, short = 't', default_value_t = 4)]
+    threads: usize,
+    /// Checkpoint task name in `ferry_meta`; processes with the same id share the work
+    /// (default: derived from the dump location).
+    #[arg(long)]
+    task_id: Option<String>,
+    /// Table filter rule (TiDB table-filter syntax); repeatable; later rules win.
+    #[arg(long, short = 'f')]
+    filter: Vec<String>,
+    /// Tables exist on the target already: do not run the dump's schema files.
+    #[arg(long)]
+    no_schema: bool,
+    /// What to do with target tables that already hold rows.
+    #[arg(long, default_value = "error", value_parser = ["error", "append", "truncate", "skip"])]
+    on_existing: String,
+    /// What to do with rows whose key is already in the table.
+    #[arg(long, default_value = "error", value_parser = ["error", "replace", "ignore"])]
+    on_duplicate: String,
+    /// `load-data`: LOAD DATA LOCAL streams (fastest); `insert`: batched multi-row INSERTs;
+    /// `auto`: LOAD DATA when the target allows it.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "load-data", "insert"])]
+    method: String,
+    /// Drop secondary (non-unique) indexes before loading and add them back after, one ALTER
+    /// per table.
+    #[arg(long)]
+    defer_indexes: bool,
+    /// DEFINER clauses of views: `auto` drops those whose account does not exist on the target.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "keep", "strip"])]
+    definer_rewrite: String,
+    /// Do not write the loaded rows to the target's binary log (SET sql_log_bin=0; needs SUPER
+    /// or BINLOG ADMIN).
+    #[arg(long)]
+    disable_binlog: bool,
+    /// Split data files into chunks of about this size (decompressed), loaded in parallel.
+    #[arg(long, default_value = "16MiB")]
+    chunk_size: String,
+    /// Character set of the input files.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "utf8mb4", "gb18030", "latin1", "binary"])]
+    character_set: String,
+    /// CSV field separator (dumps without a ferry manifest).
+    #[arg(long, default_value = ",")]
+    csv_separator: String,
+    /// CSV quote character; may be empty.
+    #[arg(long, default_value = "\"")]
+    csv_delimiter: String,
+    /// Unquoted CSV field text read as NULL.
+    #[arg(long, default_value = "\\N")]
+    csv_null_value: String,
+    /// CSV files start with a header line of column names.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    csv_header: bool,
+    /// Backslash escapes in CSV fields.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    csv_backslash_escape: bool,
+    /// Session sql_mode while loading.
+    #[arg(long, default_value = "NO_AUTO_VALUE_ON_ZERO")]
+    sql_mode: String,
+    /// Skip the final row-count/checksum verification.
+    #[arg(long)]
+    no_verify: bool,
+    /// Seconds after which a silent claimant's files are taken over.
+    #[arg(long, default_value_t = 60)]
+    claim_lease: u64,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
+    output: OutputMode,
+    /// Progress display: auto (bars on a terminal, log lines otherwise), bars, log, off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bars", "log", "off"])]
+    progress: String,
+    /// Seconds between progress log lines when not on a terminal.
+    #[arg(long, default_value_t = 10)]
+    progress_interval: u64,
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}
+
+fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
+    let target = ConnSpec::parse(&a.target)
+        .and_then(|s| {
+            s.with_password_from("FERRY_TARGET_PASSWORD", a.target_password_file.as_deref())
+        })
+        .map_err(usage)?;
+    let target = ConnSpec {
+        ssl_ca: a.target_ssl_ca.clone(),
+        ..target
+    };
+    if a.threads == 0 || a.threads > 256 {
+        return Err(usage("--threads must be between 1 and 256"));
+    }
+    let mut rules = a.filter.clone();
+    if rules.is_empty() {
+        rules.push("*.*".into());
+    }
+    let filter = TableFilter::parse(&rules).map_err(usage)?;
+    let chunk_size = parse_size(&a.chunk_size).map_err(usage)?;
+    if a.csv_separator.is_empty() {
+        return Err(usage("--csv-separator must not be empty"));
+    }
+    if a.csv_delimiter.len() > 1 {
+        return Err(usage("--csv-delimiter must be one character or empty"));
+    }
+    Ok(LoadConfig {
+        target,
+        from: a.from,
+        s3: S3Options {
+            endpoint: a.s3_endpoint,
+            region: a.s3_region,
+            force_path_style: None,
+            part_size: None,
+        },
+        threads: a.threads,
+        task_id: a.task_id,
+        filter,
+        no_schema: a.no_schema,
+        on_existing: match a.on_existing.as_str() {
+            "append" => OnExisting::Append,
+            "truncate" => OnExisting::Truncate,
+            "skip" => OnExisting::Skip,
+            _ => OnExisting::Error,
+        },
+        on_duplicate: match a.on_duplicate.as_str() {
+            "replace" => OnDuplicate::Replace,
+            "ignore" => OnDuplicate::Ignore,
+            _ => OnDuplicate::Error,
+        },
+        method: match a.method.as_str() {
+            "load-data" => MethodChoice::LoadData,
+            "insert" => MethodChoice::Insert,
+            _ => MethodChoice::Auto,
+        },
+        defer_indexes: a.defer_indexes,
+        definer: match a.definer_rewrite.as_str() {
+            "keep" => DefinerPolicy::Keep,
+            "strip" => DefinerPolicy::Strip,
+            _ => DefinerPolicy::Auto,
+        },
+        disable_binlog: a.disable_binlog,
+        chunk_size,
+        charset: a.character_set,
+        csv: CsvOptions {
+            separator: a.csv_separator,
+            delimiter: a.csv_delimiter,
+            null_value: a.csv_null_value,
+            header: a.csv_header,
+            backslash_escape: a.csv_backslash_escape,
+        },
+        verify: !a.no_verify,
+        sql_mode: a.sql_mode,
+        progress: match a.progress.as_str() {
+            "bars" => ProgressMode::Bars,
+            "log" => ProgressMode::Log,
+            "off" => ProgressMode::Off,
+            _ => ProgressMode::Auto,
+        },
+        progress_interval: Duration::from_secs(a.progress_interval.max(1)),
+        lease: Duration::from_secs(a.claim_lease.max(1)),
+    })
+}
+
+fn print_summary(s: &LoadSummary, mode: OutputMode) {
+    match mode {
+        OutputMode::Json => println!("{}", serde_json::to_string(s).unwrap_or_default()),
+        OutputMode::Text => {
+            println!(
+                "load complete: {} tables, {} views, {} rows, {} files, {} chunks ({} read) in {:.1}s — {:.0} rows/s, {:.1} MB/s",
+                s.tables,
+                s.views,
+                s.rows,
+                s.files,
+                s.chunks,
+                human_bytes(s.bytes),
+                s.elapsed_secs,
+                s.rows_per_sec,
+                s.mb_per_sec
+            );
+            println!("  dump:     {} ({})", s.source, s.format);
+            println!("  task:     {} (method {})", s.task_id, s.method);
+            if s.chunks_skipped > 0 || s.files_taken_over > 0 {
+                println!(
+                    "  resumed:  {} chunks were already loaded; {} files taken over from stopped processes",
+                    s.chunks_skipped, s.files_taken_over
+                );
+            }
+            if s.warnings > 0 {
+                println!("  warnings: {} (see the log)", s.warnings);
+            }
+            if !s.verified.is_empty() {
+                let checked = s.verified.iter().filter(|c| c.checksum == "ok").count();
+                println!(
+                    "  verified: {} tables, row counts equal; {} checksums equal",
+                    s.verified.len(),
+                    checked
+                );
+            }
+        }
+    }
+}
+
+pub async fn run(args: LoadArgs) -> u8 {
+    let output = args.output;
+    let cfg = match build_config(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ferry_loader::run(cfg).await {
+        Ok(summary) => {
+            print_summary(&summary, output);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_transient() {
+                3
+            } else {
+                1
+            }
+        }
+    }
+}

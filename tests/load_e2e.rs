@@ -1,0 +1,213 @@
+//! Acceptance: `ferry dump` → `ferry load` round trips of the type matrix and odd names, as
+//! SQL and CSV (several dialects), compressed and not, from a local directory and from S3:
+//! CHECKSUM TABLE on the target equals the source, and the loader's own verification agrees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use harness::matrix::*;
+use harness::*;
+use std::path::Path;
+
+async fn assert_same(db: &str, table: &str) {
+    let mut src = source().await;
+    let mut tgt = target().await;
+    let a = checksum_table(&mut src, db, table).await;
+    let b = checksum_table(&mut tgt, db, table).await;
+    assert!(a.is_some(), "source checksum of {db}.{table}");
+    assert_eq!(a, b, "CHECKSUM TABLE differs for {db}.{table}");
+}
+
+fn assert_verified(summary: &serde_json::Value, tables: usize) {
+    let v = summary["verified"].as_array().expect("verified list");
+    assert_eq!(v.len(), tables, "{summary}");
+    for t in v {
+        assert_eq!(t["ok"], true, "{summary}");
+        assert_eq!(t["checksum"], "ok", "{summary}");
+    }
+    assert_eq!(summary["mismatches"], 0);
+}
+
+fn quoted_filter(db: &str) -> String {
+    format!("`{}`.*", db.replace('`', "``"))
+}
+
+fn roundtrip(db: &str, dir: &Path, dump_args: &[&str], load_args: &[&str]) -> serde_json::Value {
+    let filter = quoted_filter(db);
+    let mut args = vec!["-f", &filter, "--rows", "2", "--checksum"];
+    args.extend_from_slice(dump_args);
+    dump(dir, &args);
+    load(dir, load_args)
+}
+
+#[tokio::test]
+async fn type_matrix_sql_and_csv_roundtrips() {
+    let db = format!("{DB_BASE}{}", unique_db("_l"));
+    create_matrix(&db).await;
+    let variants: &[&[&str]] = &[
+        &["--filetype", "sql"],
+        &[
+            "--filetype",
+            "sql",
+            "--compress",
+            "zstd",
+            "--statement-size",
+            "200",
+        ],
+        &[
+            "--filetype",
+            "sql",
+            "--compress",
+            "gzip",
+            "--escape-backslash",
+            "false",
+        ],
+        &["--filetype", "csv"],
+        &[
+            "--filetype",
+            "csv",
+            "--compress",
+            "zstd",
+            "--csv-separator",
+            "|+|",
+            "--csv-delimiter",
+            "'",
+        ],
+        &[
+            "--filetype",
+            "csv",
+            "--csv-header",
+            "false",
+            "--csv-line-terminator",
+            "\\r\\n",
+            "--csv-null-value",
+            "NULL",
+        ],
+        &[
+            "--filetype",
+            "csv",
+            "--escape-backslash",
+            "false",
+            "--csv-separator",
+            "\t",
+        ],
+    ];
+    for args in variants {
+        drop_target_db(&db).await;
+        let dir = tempfile::tempdir().unwrap();
+        let summary = roundtrip(&db, dir.path(), args, &[]);
+        assert_eq!(summary["rows"], 7, "{args:?}: {summary}");
+        assert_verified(&summary, 1);
+        assert_same(&db, TABLE).await;
+    }
+}
+
+#[tokio::test]
+async fn insert_method_and_small_chunks_roundtrip() {
+    let db = format!("{DB_BASE}{}", unique_db("_i"));
+    create_matrix(&db).await;
+    for (dump_args, load_args) in [
+        (&["--filetype", "sql"][..], &["--method", "insert"][..]),
+        (&["--filetype", "csv"][..], &["--method", "insert"][..]),
+        // One chunk per row: every chunk after the first replays the file's session settings.
+        (
+            &["--filetype", "sql", "--statement-size", "1"][..],
+            &["--chunk-size", "1"][..],
+        ),
+    ] {
+        drop_target_db(&db).await;
+        let dir = tempfile::tempdir().unwrap();
+        let summary = roundtrip(&db, dir.path(), dump_args, load_args);
+        assert_eq!(summary["rows"], 7, "{dump_args:?} {load_args:?}: {summary}");
+        assert_verified(&summary, 1);
+        assert_same(&db, TABLE).await;
+    }
+}
+
+#[tokio::test]
+async fn s3_roundtrip_of_several_tables() {
+    let (Ok(endpoint), Ok(bucket)) = (
+        std::env::var("FERRY_TEST_S3_ENDPOINT"),
+        std::env::var("FERRY_TEST_S3_BUCKET"),
+    ) else {
+        panic!("S3 server not configured: run through scripts/test.sh (it starts scripts/s3.sh)");
+    };
+    let db = unique_db("ls3");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s TEXT, KEY ks (s(10)))"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO `{db}`.t SELECT seq, REPEAT(MD5(seq), 8) FROM `{db}`.seq_1_to_40000"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.`u.v` (k VARCHAR(10) PRIMARY KEY)"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO `{db}`.`u.v` VALUES ('a'),('b')"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!("CREATE VIEW `{db}`.vw AS SELECT COUNT(*) AS n FROM `{db}`.t"),
+    )
+    .await;
+    let url = format!("s3://{bucket}/load-{db}");
+    for (compress, filetype) in [("zstd", "sql"), ("gzip", "csv")] {
+        let url = format!("{url}-{filetype}");
+        run_ok(dump_command(&servers().source_url, &url).args([
+            "--s3-endpoint",
+            &endpoint,
+            "-B",
+            &db,
+            "--compress",
+            compress,
+            "--filetype",
+            filetype,
+            "--rows",
+            "10000",
+            "--checksum",
+        ]));
+        drop_target_db(&db).await;
+        let out = run_ok(load_command(&url).args([
+            "--s3-endpoint",
+            &endpoint,
+            "--output",
+            "json",
+            "--chunk-size",
+            "1MiB",
+            "--defer-indexes",
+        ]));
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(summary["rows"], 40002, "{summary}");
+        assert_eq!(summary["views"], 1);
+        assert_verified(&summary, 2);
+        assert_same(&db, "t").await;
+        assert_same(&db, "u.v").await;
+        let mut tgt = target().await;
+        let n: Option<u64> = mysql_async::prelude::Queryable::query_first(
+            &mut tgt,
+            format!("SELECT n FROM `{db}`.vw"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(n, Some(40000));
+        // The deferred index is back.
+        let idx: Option<String> = mysql_async::prelude::Queryable::query_first(
+            &mut tgt,
+            format!("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 't' AND INDEX_NAME = 'ks'"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(idx.as_deref(), Some("ks"));
+    }
+}
