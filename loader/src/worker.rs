@@ -26,7 +26,7 @@ const MAX_ATTEMPTS: u32 = 6;
 /// Loads every file of the task (with other processes, if any). Returns how many files this
 /// process took over from dead claimants.
 pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, LoadError> {
-    let (tx, rx) = mpsc::channel::<Job>(run.cfg.threads.max(2));
+    let (tx, rx) = mpsc::channel::<Job>(2);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..run.cfg.threads {
@@ -295,14 +295,17 @@ async fn worker_loop(
     let mut conn: Option<Conn> = None;
     loop {
         let job = { rx.lock().await.recv().await };
-        let Some(job) = job else { break };
+        let Some(mut job) = job else { break };
         if run.cancel.load(Ordering::SeqCst) {
             continue;
         }
         let file_desc = run.storage.describe(&job.file.name);
         // Transcode on a blocking thread: CPU work.
+        // The raw bytes go to the transcoder and are freed there; only the stream is kept
+        // (for retries).
+        let raw_len = job.chunk.data.len() as u64;
         let steps = {
-            let data = job.chunk.data.clone();
+            let data = std::mem::take(&mut job.chunk.data);
             let prelude = job.chunk.prelude.clone();
             let header = job.chunk.header.clone();
             let run2 = run.clone();
@@ -315,7 +318,7 @@ async fn worker_loop(
             .map_err(|e| LoadError::Internal(format!("transcoder: {e}")))?
         };
         let (steps, rows) = match steps {
-            Ok(s) => s,
+            Ok((s, rows)) => (s.into_iter().map(Ready::from).collect::<Vec<_>>(), rows),
             Err(e) => {
                 return Err(LoadError::Input {
                     file: file_desc,
@@ -333,7 +336,7 @@ async fn worker_loop(
             let Some(c) = conn.as_mut() else { continue };
             match commit_chunk(run, c, &job, &steps, rows).await {
                 Ok(Committed::Loaded) => {
-                    run.counters.add(rows, job.chunk.data.len() as u64);
+                    run.counters.add(rows, raw_len);
                     run.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
                     job.file.rows.fetch_add(rows, Ordering::SeqCst);
                     break;
@@ -416,6 +419,38 @@ fn transcode_chunk(
     }
 }
 
+/// A step ready to send: streams as shared bytes, so a retry does not copy them.
+enum Ready {
+    Load {
+        columns: Vec<String>,
+        charset: String,
+        data: Bytes,
+        rows: u64,
+    },
+    Exec {
+        sql: Vec<u8>,
+    },
+}
+
+impl From<Step> for Ready {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::Load {
+                columns,
+                charset,
+                data,
+                rows,
+            } => Ready::Load {
+                columns,
+                charset,
+                data: Bytes::from(data),
+                rows,
+            },
+            Step::Exec { sql, .. } => Ready::Exec { sql },
+        }
+    }
+}
+
 enum Committed {
     Loaded,
     AlreadyDone(u64),
@@ -486,7 +521,7 @@ async fn commit_chunk(
     run: &Run,
     conn: &mut Conn,
     job: &Job,
-    steps: &[Step],
+    steps: &[Ready],
     rows: u64,
 ) -> Result<Committed, LoadError> {
     let t = &run.tables[job.file.table];
@@ -524,13 +559,13 @@ async fn commit_chunk(
     }
     for step in steps {
         match step {
-            Step::Load {
+            Ready::Load {
                 columns,
                 charset,
                 data,
                 rows,
             } => {
-                let data = Bytes::from(data.clone());
+                let data = data.clone();
                 conn.set_infile_handler(async move {
                     let pieces: Vec<std::io::Result<Bytes>> = (0..data.len().div_ceil(1 << 20))
                         .map(|i| Ok(data.slice(i << 20..((i + 1) << 20).min(data.len()))))
@@ -557,7 +592,7 @@ async fn commit_chunk(
                     note_warnings(run, conn, q, warnings).await;
                 }
             }
-            Step::Exec { sql, .. } => {
+            Ready::Exec { sql } => {
                 if is_skippable_setting(sql) {
                     continue;
                 }
