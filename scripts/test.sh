@@ -3,7 +3,8 @@
 # throwaway MariaDB servers and a real S3-protocol server, all on 127.0.0.1.
 #
 # Usage: scripts/test.sh [extra cargo test args]
-# Installs what is missing (mariadb-server, python moto for S3, rustfmt/clippy components).
+# Installs what is missing (mariadb-server, mydumper, sysbench, python moto for S3,
+# rustfmt/clippy components).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin"
@@ -25,6 +26,9 @@ need_pkg() { # need_pkg COMMAND PACKAGE...
 }
 need_pkg mariadbd mariadb-server mariadb-client
 need_pkg mariadb mariadb-client
+# Peers whose dumps the loader must read (mydumper 0.10) and the sysbench data generator.
+need_pkg mydumper mydumper
+need_pkg sysbench sysbench
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

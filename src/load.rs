@@ -69,7 +69,7 @@ pub struct LoadArgs {
     #[arg(long)]
     disable_binlog: bool,
     /// Split data files into chunks of about this size (decompressed), loaded in parallel.
-    #[arg(long, default_value = "16MiB")]
+    #[arg(long, default_value = "8MiB")]
     chunk_size: String,
     /// Character set of the input files.
     #[arg(long, default_value = "auto", value_parser = ["auto", "utf8mb4", "gb18030", "latin1", "binary"])]

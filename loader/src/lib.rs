@@ -126,6 +126,8 @@ pub struct LoadSummary {
     pub files: u64,
     pub chunks: u64,
     pub chunks_skipped: u64,
+    /// Chunks each worker connection committed (how evenly the work spread).
+    pub chunks_per_worker: Vec<u64>,
     pub files_taken_over: u64,
     pub rows: u64,
     pub bytes: u64,
@@ -180,6 +182,8 @@ pub(crate) struct Run {
     pub failed: std::sync::Mutex<Option<LoadError>>,
     pub cancel: AtomicBool,
     pub max_packet: u64,
+    /// Chunks committed by each worker of this process.
+    pub worker_chunks: Vec<AtomicU64>,
 }
 
 impl Run {
@@ -337,6 +341,7 @@ async fn run_owned(
         (Some(cs), false) => cs.clone(),
         (None, false) => "utf8mb4".to_string(),
     };
+    let threads = cfg.threads;
     let counters = Arc::new(Counters::default());
     let total_rows: u64 = tables
         .iter()
@@ -366,6 +371,7 @@ async fn run_owned(
         failed: std::sync::Mutex::new(None),
         cancel: AtomicBool::new(false),
         max_packet,
+        worker_chunks: (0..threads).map(|_| AtomicU64::new(0)).collect(),
     });
     let progress = ProgressReporter::start(
         "load",
@@ -409,6 +415,11 @@ async fn run_owned(
         files: counters.files.load(Ordering::Relaxed),
         chunks: counters.chunks_done.load(Ordering::Relaxed),
         chunks_skipped: run.skipped.load(Ordering::Relaxed),
+        chunks_per_worker: run
+            .worker_chunks
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect(),
         files_taken_over: taken_over,
         rows,
         bytes,

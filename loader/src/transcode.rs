@@ -76,14 +76,17 @@ fn err(offset: usize, message: impl Into<String>) -> ChunkError {
 /// Builds steps in order, merging consecutive rows with the same columns into one stream.
 struct StepBuilder<'o> {
     opts: &'o TranscodeOptions,
+    /// Capacity for a new stream: about the chunk's size, so it is allocated once.
+    hint: usize,
     steps: Vec<Step>,
     insert_prefix: Vec<u8>,
 }
 
 impl<'o> StepBuilder<'o> {
-    fn new(opts: &'o TranscodeOptions) -> Self {
+    fn new(opts: &'o TranscodeOptions, hint: usize) -> Self {
         StepBuilder {
             opts,
+            hint,
             steps: Vec::new(),
             insert_prefix: Vec::new(),
         }
@@ -93,10 +96,13 @@ impl<'o> StepBuilder<'o> {
     fn load_stream(&mut self, columns: &[String], charset: &str) -> (&mut Vec<u8>, &mut u64) {
         let reuse = matches!(self.steps.last(), Some(Step::Load { columns: c, charset: cs, .. }) if c == columns && cs == charset);
         if !reuse {
+            // Later streams of the same chunk are rare and small.
+            let cap = self.hint;
+            self.hint = self.hint.min(1 << 16);
             self.steps.push(Step::Load {
                 columns: columns.to_vec(),
                 charset: charset.to_string(),
-                data: Vec::with_capacity(1 << 16),
+                data: Vec::with_capacity(cap),
                 rows: 0,
             });
         }
@@ -194,7 +200,7 @@ pub fn sql_chunk(
     shape: &TableShape,
     opts: &TranscodeOptions,
 ) -> Result<(Vec<Step>, u64), ChunkError> {
-    let mut b = StepBuilder::new(opts);
+    let mut b = StepBuilder::new(opts, data.len() + data.len() / 8 + 1024);
     let mut charset = opts.charset.clone();
     for p in prelude {
         if let Some(cs) = names_charset(p) {
@@ -548,7 +554,7 @@ pub fn csv_chunk(
     shape: &TableShape,
     opts: &TranscodeOptions,
 ) -> Result<(Vec<Step>, u64), ChunkError> {
-    let mut b = StepBuilder::new(opts);
+    let mut b = StepBuilder::new(opts, data.len() + data.len() / 8 + 1024);
     let width = columns.len();
     let typed: Vec<bool> = columns
         .iter()

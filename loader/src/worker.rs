@@ -338,6 +338,9 @@ async fn worker_loop(
                 Ok(Committed::Loaded) => {
                     run.counters.add(rows, raw_len);
                     run.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+                    if let Some(c) = run.worker_chunks.get(n) {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
                     job.file.rows.fetch_add(rows, Ordering::SeqCst);
                     break;
                 }
