@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart: installs what is missing, starts a local source and target MariaDB, creates
-# sample data with sysbench, and runs `ferry dump` on it, printing the summary and where the
-# dump went. (Load and catch-up join this script as they are built.)
+# sample data with sysbench, runs `ferry dump` on it and `ferry load` of that dump into the
+# target, printing both summaries and a CHECKSUM TABLE comparison. (Catch-up joins this script
+# when it is built.)
 #
 # Usage: scripts/quickstart.sh [--keep]    (--keep leaves the servers running afterwards)
 set -euo pipefail
@@ -44,6 +45,7 @@ fi
 
 say "creating sample data (sysbench: 4 tables x 100000 rows)"
 mariadb -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot -e "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"
+mariadb -h127.0.0.1 -P"$FERRY_TEST_TARGET_PORT" -uroot -e "DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS ferry_meta"
 sysbench oltp_read_write --mysql-host=127.0.0.1 --mysql-port="$FERRY_TEST_SOURCE_PORT" --mysql-user=root \
     --mysql-db=sbtest --tables=4 --table-size=100000 --threads=2 prepare >/dev/null
 
@@ -54,10 +56,20 @@ say "ferry dump --source $FERRY_TEST_SOURCE_URL --to $out -B sbtest --threads 4 
     --compress zstd --checksum --progress log
 
 say "the dump is in $out"
-ls -la "$out" | head -20
+find "$out" -maxdepth 1 -type f -printf "%10s  %f\n" | sort -k2 | head -12
 echo "..."
 echo
 echo "metadata:"
 cat "$out/metadata"
+
+say "ferry load --from $out --target $FERRY_TEST_TARGET_URL --threads 4"
+"$ferry" load --from "$out" --target "$FERRY_TEST_TARGET_URL" --threads 4 --progress log
+
+say "CHECKSUM TABLE, source vs target"
+for t in sbtest1 sbtest2 sbtest3 sbtest4; do
+    a=$(mariadb -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot -N -e "CHECKSUM TABLE sbtest.$t" | cut -f2)
+    b=$(mariadb -h127.0.0.1 -P"$FERRY_TEST_TARGET_PORT" -uroot -N -e "CHECKSUM TABLE sbtest.$t" | cut -f2)
+    if [ "$a" = "$b" ]; then echo "sbtest.$t  $a  equal"; else echo "sbtest.$t  $a vs $b  DIFFERENT"; exit 1; fi
+done
 [ "$keep" = 1 ] && echo "servers left running: eval \"\$(scripts/servers.sh env --dir $state/db)\""
 exit 0
