@@ -15,6 +15,9 @@ use std::sync::Arc;
 pub enum DataKind {
     Sql,
     Csv,
+    /// mydumper `--load-data`: delimited rows whose dialect and columns are in a companion
+    /// `.sql` file holding a `LOAD DATA` statement.
+    Dat,
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct DataFile {
     pub kind: DataKind,
     /// Rows the manifest lists for this file.
     pub expected_rows: Option<u64>,
+    /// For `.dat` files: the `.sql` file with their `LOAD DATA` statement.
+    pub control: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +116,8 @@ fn classify_name(name: &str) -> Named {
         (DataKind::Sql, plain.len() - 4)
     } else if lower.ends_with(".csv") {
         (DataKind::Csv, plain.len() - 4)
+    } else if lower.ends_with(".dat") {
+        (DataKind::Dat, plain.len() - 4)
     } else {
         return Named::Other;
     };
@@ -182,6 +189,7 @@ pub async fn discover(
                         size: o.size,
                         kind,
                         expected_rows: None,
+                        control: None,
                     });
                 }
             }
@@ -200,11 +208,43 @@ pub async fn discover(
             file,
         });
     }
-    for ((d, _), plan) in tables {
+    for ((d, _), mut plan) in tables {
+        pair_load_data_files(&mut plan);
         layout.databases.entry(d).or_insert(None);
         layout.tables.push(plan);
     }
     Ok(layout)
+}
+
+/// Gives each `.dat` file its `LOAD DATA` control file (`x.dat[.gz]` ↔ `x.sql[.gz]`), which is
+/// then not a data file of its own.
+fn pair_load_data_files(plan: &mut TablePlan) {
+    let stem = |name: &str| -> String {
+        let (_, plain) = Compression::from_name(name);
+        plain[..plain.len().saturating_sub(4)].to_string()
+    };
+    let dat_stems: Vec<(usize, String)> = plan
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind == DataKind::Dat)
+        .map(|(i, f)| (i, stem(&f.name)))
+        .collect();
+    let mut controls = Vec::new();
+    for (i, st) in dat_stems {
+        if let Some(c) = plan
+            .files
+            .iter()
+            .position(|f| f.kind == DataKind::Sql && stem(&f.name) == st)
+        {
+            plan.files[i].control = Some(plan.files[c].name.clone());
+            controls.push(c);
+        }
+    }
+    controls.sort_unstable();
+    for c in controls.into_iter().rev() {
+        plan.files.remove(c);
+    }
 }
 
 fn table_entry<'a>(
@@ -264,6 +304,7 @@ fn from_manifest(
                         size: o.size,
                         kind,
                         expected_rows: Some(f.rows),
+                        control: None,
                     }),
                 }
             }
@@ -367,6 +408,10 @@ mod tests {
         assert_eq!(
             classify_name("a%2Eb.c%60d.0.csv"),
             Named::Data("a.b".into(), "c`d".into(), DataKind::Csv)
+        );
+        assert_eq!(
+            classify_name("db.t.00000.dat.gz"),
+            Named::Data("db".into(), "t".into(), DataKind::Dat)
         );
         assert_eq!(classify_name("metadata"), Named::Other);
         assert_eq!(classify_name("x/y.z.sql"), Named::Other);

@@ -156,6 +156,9 @@ pub(crate) struct FileState {
     pub file_id: String,
     pub table: usize,
     pub kind: DataKind,
+    /// `.dat` files: the dialect from their control file, read before splitting.
+    pub dat: std::sync::OnceLock<Arc<transcode::LoadDataSpec>>,
+    pub control: Option<String>,
     pub expected_rows: Option<u64>,
     pub emitted: AtomicU32,
     pub completed: AtomicU32,

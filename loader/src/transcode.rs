@@ -774,3 +774,150 @@ mod tests {
         assert_eq!(e.offset, 2);
     }
 }
+
+/// The dialect and columns of a mydumper `.dat` file, from its `LOAD DATA` control statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadDataSpec {
+    pub format: CsvFormat,
+    pub columns: Option<Vec<String>>,
+    pub charset: Option<String>,
+}
+
+impl PartialEq for CsvFormat {
+    fn eq(&self, o: &Self) -> bool {
+        self.separator == o.separator
+            && self.delimiter == o.delimiter
+            && self.backslash_escape == o.backslash_escape
+            && self.null_values == o.null_values
+            && self.header == o.header
+    }
+}
+impl Eq for CsvFormat {}
+
+/// Parses `LOAD DATA [LOCAL] INFILE '...' ... INTO TABLE t [CHARACTER SET cs] [FIELDS ...]
+/// [LINES ...] [IGNORE n LINES] [(cols)]` from a control file's text.
+pub fn parse_load_data(text: &[u8]) -> Result<LoadDataSpec, String> {
+    let upper: Vec<u8> = text.to_ascii_uppercase();
+    let find = |word: &[u8], from: usize| -> Option<usize> {
+        memchr::memmem::find(&upper[from..], word).map(|k| from + k)
+    };
+    let start = find(b"LOAD DATA", 0).ok_or("no LOAD DATA statement")?;
+    // Quoted option values: `BY 'x'`.
+    let quoted_after = |kw: &[u8], from: usize, limit: usize| -> Option<Vec<u8>> {
+        let at = find(kw, from).filter(|a| *a < limit)? + kw.len();
+        let rest = &text[at..];
+        let q0 = rest.iter().position(|c| !c.is_ascii_whitespace())?;
+        let q = rest[q0];
+        if q != b'\'' && q != b'"' {
+            return None;
+        }
+        let mut j = q0 + 1;
+        while j < rest.len() {
+            if rest[j] == b'\\' {
+                j += 2;
+                continue;
+            }
+            if rest[j] == q {
+                return Some(crate::sql::unescape(&rest[q0 + 1..j], q));
+            }
+            j += 1;
+        }
+        None
+    };
+    let n = text.len();
+    let fields_at = find(b"FIELDS", start).or_else(|| find(b"COLUMNS", start));
+    let lines_at = find(b"LINES", start);
+    let fields_end = lines_at.unwrap_or(n);
+    let (sep, encl, esc) = match fields_at {
+        Some(f) => (
+            quoted_after(b"TERMINATED BY", f, fields_end).unwrap_or_else(|| b"\t".to_vec()),
+            quoted_after(b"ENCLOSED BY", f, fields_end).unwrap_or_default(),
+            quoted_after(b"ESCAPED BY", f, fields_end).unwrap_or_else(|| b"\\".to_vec()),
+        ),
+        None => (b"\t".to_vec(), Vec::new(), b"\\".to_vec()),
+    };
+    if let Some(l) = lines_at {
+        let term = quoted_after(b"TERMINATED BY", l, n).unwrap_or_else(|| b"\n".to_vec());
+        if term != b"\n" && term != b"\r\n" {
+            return Err("LINES TERMINATED BY other than \\n or \\r\\n is not supported".into());
+        }
+        if quoted_after(b"STARTING BY", l, n).is_some_and(|s| !s.is_empty()) {
+            return Err("LINES STARTING BY is not supported".into());
+        }
+    }
+    if !esc.is_empty() && esc != b"\\" {
+        return Err("ESCAPED BY other than '\\\\' or '' is not supported".into());
+    }
+    if encl.len() > 1 || sep.is_empty() {
+        return Err("unsupported FIELDS options".into());
+    }
+    let charset = find(b"CHARACTER SET", start).map(|c| {
+        let rest = &text[c + 13..];
+        let w: String = String::from_utf8_lossy(rest)
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        w.to_ascii_lowercase()
+    });
+    // The column list: the last parenthesised group after INTO TABLE.
+    let into = find(b"INTO TABLE", start).ok_or("no INTO TABLE")?;
+    let columns = match memchr::memrchr(b'(', &text[into..]) {
+        Some(k) => {
+            let open = into + k;
+            let close = memchr::memchr(b')', &text[open..])
+                .map(|c| open + c)
+                .ok_or("unclosed column list")?;
+            let mut cols = Vec::new();
+            let mut i = open + 1;
+            loop {
+                while i < close && (text[i].is_ascii_whitespace() || text[i] == b',') {
+                    i += 1;
+                }
+                if i >= close {
+                    break;
+                }
+                let (name, end) = crate::sql::read_ident(text, i).ok_or("bad column list")?;
+                cols.push(name);
+                i = end;
+            }
+            Some(cols)
+        }
+        None => None,
+    };
+    Ok(LoadDataSpec {
+        format: CsvFormat {
+            separator: sep,
+            delimiter: encl.first().copied(),
+            backslash_escape: !esc.is_empty(),
+            null_values: if esc.is_empty() {
+                vec![b"NULL".to_vec()]
+            } else {
+                vec![b"\\N".to_vec()]
+            },
+            header: find(b"IGNORE 1 LINES", start).is_some(),
+        },
+        columns,
+        charset,
+    })
+}
+
+#[cfg(test)]
+mod load_data_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mydumper_control_statement() {
+        let s = b"/*!40101 SET NAMES binary*/;\nLOAD DATA LOCAL INFILE 'db.t.00000.dat' REPLACE INTO TABLE `t` CHARACTER SET binary FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (`id`,`k`,`c`);\n";
+        let spec = parse_load_data(s).unwrap();
+        assert_eq!(spec.format.separator, b",");
+        assert_eq!(spec.format.delimiter, Some(b'"'));
+        assert!(spec.format.backslash_escape);
+        assert_eq!(spec.columns.unwrap(), vec!["id", "k", "c"]);
+        assert_eq!(spec.charset.as_deref(), Some("binary"));
+        assert!(
+            parse_load_data(b"LOAD DATA INFILE 'x' INTO TABLE t LINES TERMINATED BY ';'").is_err()
+        );
+    }
+}

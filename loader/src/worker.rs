@@ -74,6 +74,8 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                     file_id: claim.file_id.clone(),
                     table: ti,
                     kind: df.kind,
+                    dat: std::sync::OnceLock::new(),
+                    control: df.control.clone(),
                     expected_rows: df.expected_rows,
                     emitted: AtomicU32::new(0),
                     completed: AtomicU32::new(0),
@@ -130,7 +132,31 @@ async fn read_file(
     done: Vec<(u32, u64)>,
     tx: mpsc::Sender<Job>,
 ) -> Result<(), LoadError> {
+    if kind == DataKind::Dat {
+        let Some(control) = &state.control else {
+            return Err(LoadError::Dump(format!(
+                "{}: a .dat file without its LOAD DATA .sql file (mydumper --load-data layout)",
+                run.storage.describe(&state.name)
+            )));
+        };
+        let text = crate::input::read_all(&run.storage, control).await?;
+        let spec = transcode::parse_load_data(&text).map_err(|m| LoadError::Input {
+            file: run.storage.describe(control),
+            offset: 0,
+            message: m,
+        })?;
+        let _ = state.dat.set(Arc::new(spec));
+    }
     let syntax = match (kind, &run.tables[state.table].csv) {
+        (DataKind::Dat, _) => match state.dat.get() {
+            Some(spec) => Syntax::Csv {
+                separator: spec.format.separator.clone(),
+                delimiter: spec.format.delimiter,
+                backslash_escape: spec.format.backslash_escape,
+                header: spec.format.header,
+            },
+            None => return Err(LoadError::Internal("control file not read".into())),
+        },
         (DataKind::Csv, Some(f)) => Syntax::Csv {
             separator: f.separator.clone(),
             delimiter: f.delimiter,
@@ -311,8 +337,17 @@ async fn worker_loop(
             let run2 = run.clone();
             let ti = job.file.table;
             let kind = job.file.kind;
+            let dat = job.file.dat.get().cloned();
             tokio::task::spawn_blocking(move || {
-                transcode_chunk(&run2, ti, kind, &data, &prelude, header.as_deref())
+                transcode_chunk(
+                    &run2,
+                    ti,
+                    kind,
+                    dat.as_deref(),
+                    &data,
+                    &prelude,
+                    header.as_deref(),
+                )
             })
             .await
             .map_err(|e| LoadError::Internal(format!("transcoder: {e}")))?
@@ -379,6 +414,7 @@ fn transcode_chunk(
     run: &Run,
     ti: usize,
     kind: DataKind,
+    dat: Option<&transcode::LoadDataSpec>,
     data: &[u8],
     prelude: &[String],
     header: Option<&Vec<u8>>,
@@ -396,6 +432,17 @@ fn transcode_chunk(
         },
         sql_backslash: run.sql_backslash,
     };
+    if let (DataKind::Dat, Some(spec)) = (kind, dat) {
+        let columns = spec
+            .columns
+            .clone()
+            .unwrap_or_else(|| t.shape.columns.clone());
+        let mut opts = opts;
+        if let Some(cs) = &spec.charset {
+            opts.charset = cs.clone();
+        }
+        return transcode::csv_chunk(data, &spec.format, &columns, &t.shape, &opts);
+    }
     match (&t.csv, kind) {
         (Some(f), DataKind::Csv) => {
             let columns = match header {
