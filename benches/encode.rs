@@ -117,6 +117,7 @@ fn options() -> TranscodeOptions {
         insert_batch: 1 << 20,
         insert_verb: "INSERT",
         sql_backslash: true,
+        max_statement: 1 << 30,
     }
 }
 

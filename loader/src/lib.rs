@@ -296,6 +296,7 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadSummary, LoadError> {
         ),
     }
     checkpoint::ensure_schema(&mut ctl).await?;
+    tracing::info!("precheck: privileges: the checkpoint schema `ferry_meta` is writable");
 
     // This process's presence: a named lock on its own connection, and a heartbeat.
     let mut owner_conn = cfg.target.connect().await?;
@@ -494,6 +495,15 @@ async fn setup_tables(
         }
         states.push((state, exists));
     }
+    let resumed = states.iter().filter(|(s, _)| s.is_some()).count();
+    let existing = states.iter().filter(|(s, e)| s.is_none() && *e).count();
+    tracing::info!(
+        new = states.len() - resumed - existing,
+        existing_empty = existing - occupied.len(),
+        holding_rows = occupied.len(),
+        resumed,
+        "precheck: target tables"
+    );
     if !occupied.is_empty() && cfg.on_existing == OnExisting::Error {
         let n = occupied.len();
         occupied.truncate(10);

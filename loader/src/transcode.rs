@@ -57,6 +57,18 @@ pub struct TranscodeOptions {
     pub insert_verb: &'static str,
     /// Backslashes escape in SQL strings (false under NO_BACKSLASH_ESCAPES).
     pub sql_backslash: bool,
+    /// The longest statement the target accepts (its max_allowed_packet).
+    pub max_statement: usize,
+}
+
+fn too_long(offset: usize, len: usize, opts: &TranscodeOptions) -> ChunkError {
+    err(
+        offset,
+        format!(
+            "a row of {len} bytes does not fit in one statement under the target's max_allowed_packet ({} bytes): raise max_allowed_packet on the target, or load with --method load-data",
+            opts.max_statement
+        ),
+    )
 }
 
 /// An error at a byte offset within the chunk.
@@ -343,6 +355,9 @@ pub fn sql_chunk(
                         let mut sql = stmt[..ins.table_span.0].to_vec();
                         sql.extend_from_slice(shape.qualified.as_bytes());
                         sql.extend_from_slice(&stmt[ins.table_span.1..]);
+                        if sql.len() > opts.max_statement {
+                            return Err(too_long(at, sql.len(), opts));
+                        }
                         let rows = count_tuples(stmt, ins.values_at);
                         total_rows += rows;
                         b.exec(sql, rows);
@@ -611,6 +626,9 @@ pub fn csv_chunk(
                 }
             }
             tuple.push(b')');
+            if tuple.len() + 1024 > opts.max_statement {
+                return Err(too_long(at, tuple.len(), opts));
+            }
             b.insert_row(shape, columns, &tuple);
             return Ok(());
         }
@@ -653,6 +671,7 @@ mod tests {
             insert_batch: 1 << 20,
             insert_verb: "INSERT",
             sql_backslash: true,
+            max_statement: 1 << 20,
         }
     }
 

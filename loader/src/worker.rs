@@ -431,6 +431,7 @@ fn transcode_chunk(
             OnDuplicate::Ignore => "INSERT IGNORE",
         },
         sql_backslash: run.sql_backslash,
+        max_statement: run.max_packet as usize,
     };
     if let (DataKind::Dat, Some(spec)) = (kind, dat) {
         let columns = spec
