@@ -211,3 +211,119 @@ async fn s3_roundtrip_of_several_tables() {
         assert_eq!(idx.as_deref(), Some("ks"));
     }
 }
+
+fn load_fails(dir: &Path, args: &[&str]) -> String {
+    let out = load_command(dir).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "expected exit 1: {stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("load complete"));
+    stderr
+}
+
+async fn rows_of(db: &str) -> Vec<(i32, String, Option<i32>, i32)> {
+    let mut tgt = target().await;
+    mysql_async::prelude::Queryable::query(
+        &mut tgt,
+        format!("SELECT id, a, b, extra FROM `{db}`.t ORDER BY id"),
+    )
+    .await
+    .unwrap()
+}
+
+/// Pre-created target tables with more columns in another order; existing rows; duplicates.
+#[tokio::test]
+async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
+    let db = unique_db("lexist");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a VARCHAR(20), b INT)"),
+    )
+    .await;
+    exec(&mut src, &format!("INSERT INTO `{db}`.t SELECT seq, CONCAT('v', seq), IF(seq % 3 = 0, NULL, seq * 2) FROM `{db}`.seq_1_to_100")).await;
+    let expected: Vec<(i32, String, Option<i32>, i32)> = (1..=100)
+        .map(|i| (i, format!("v{i}"), (i % 3 != 0).then_some(i * 2), 5))
+        .collect();
+    let sql = tempfile::tempdir().unwrap();
+    dump(sql.path(), &["-B", &db, "--rows", "30"]);
+    let csv = tempfile::tempdir().unwrap();
+    dump(
+        csv.path(),
+        &["-B", &db, "--rows", "30", "--filetype", "csv"],
+    );
+    // The same SQL dump without its manifest: columns come from the schema file.
+    let plain = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(sql.path()).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "ferry-manifest.json" && e.path().is_file() {
+            std::fs::copy(e.path(), plain.path().join(e.file_name())).unwrap();
+        }
+    }
+    let recreate = || async {
+        drop_target_db(&db).await;
+        let mut tgt = target().await;
+        exec(&mut tgt, &format!("CREATE DATABASE `{db}`")).await;
+        exec(&mut tgt, &format!("CREATE TABLE `{db}`.t (b INT, extra INT DEFAULT 5, id INT PRIMARY KEY, a VARCHAR(20))")).await;
+    };
+    for dir in [sql.path(), csv.path(), plain.path()] {
+        recreate().await;
+        let summary = load(dir, &["--no-schema"]);
+        assert_eq!(summary["rows"], 100, "{summary}");
+        assert_eq!(rows_of(&db).await, expected, "{}", dir.display());
+    }
+    // The table holds rows now: a new task refuses, unless told what to do.
+    let task = ["--task-id", "again-1"];
+    let e = load_fails(plain.path(), &[&["--no-schema"][..], &task[..]].concat());
+    assert!(
+        e.contains("already hold rows") && e.contains("--on-existing"),
+        "{e}"
+    );
+    let e = load_fails(
+        plain.path(),
+        &[
+            &["--no-schema", "--on-existing", "append"][..],
+            &["--task-id", "again-2"][..],
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("duplicate") && e.contains("--on-duplicate"),
+        "{e}"
+    );
+    let s = load(
+        plain.path(),
+        &[
+            "--no-schema",
+            "--on-existing",
+            "append",
+            "--on-duplicate",
+            "ignore",
+            "--task-id",
+            "again-3",
+        ],
+    );
+    assert_eq!(s["mismatches"], 0, "{s}");
+    assert_eq!(rows_of(&db).await, expected);
+    let s = load(
+        sql.path(),
+        &[
+            "--no-schema",
+            "--on-existing",
+            "truncate",
+            "--task-id",
+            "again-4",
+        ],
+    );
+    assert_eq!(s["rows"], 100);
+    assert_eq!(rows_of(&db).await, expected);
+    // A dump column the target lacks is a clear error before any row moves.
+    let mut tgt = target().await;
+    exec(&mut tgt, &format!("ALTER TABLE `{db}`.t DROP COLUMN b")).await;
+    exec(&mut tgt, &format!("TRUNCATE TABLE `{db}`.t")).await;
+    let e = load_fails(sql.path(), &["--no-schema", "--task-id", "again-5"]);
+    assert!(
+        e.contains("column `b`") && e.contains("does not exist in the target table"),
+        "{e}"
+    );
+}
