@@ -187,6 +187,8 @@ pub(crate) struct Run {
     pub max_packet: u64,
     /// Chunks committed by each worker of this process.
     pub worker_chunks: Vec<AtomicU64>,
+    /// Per-table progress bars (a terminal only); a unit is a file.
+    pub bars: ferry_shared::progress::TableBars,
 }
 
 impl Run {
@@ -359,7 +361,27 @@ async fn run_owned(
             .sql_mode
             .to_ascii_uppercase()
             .contains("NO_BACKSLASH_ESCAPES");
+    let progress = ProgressReporter::start(
+        "load",
+        cfg.progress,
+        counters.clone(),
+        total_rows,
+        cfg.progress_interval,
+    );
+    let bars = progress.table_bars(
+        tables
+            .iter()
+            .map(|t| {
+                (
+                    t.shape.qualified.clone(),
+                    t.plan.manifest.as_ref().map_or(0, |m| m.rows),
+                    t.plan.files.len() as u64,
+                )
+            })
+            .collect(),
+    );
     let run = Arc::new(Run {
+        bars,
         validate_utf8: cfg.charset == "utf8mb4",
         sql_backslash,
         cfg,
@@ -377,13 +399,6 @@ async fn run_owned(
         max_packet,
         worker_chunks: (0..threads).map(|_| AtomicU64::new(0)).collect(),
     });
-    let progress = ProgressReporter::start(
-        "load",
-        run.cfg.progress,
-        counters.clone(),
-        total_rows,
-        run.cfg.progress_interval,
-    );
     let taken_over = worker::load_all(&run, chunk_size).await;
     progress.finish();
     if let Some(e) = run.take_failure() {

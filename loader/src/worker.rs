@@ -231,6 +231,7 @@ async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(),
     let mut conn = run.cfg.target.connect().await?;
     checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
     run.counters.files.fetch_add(1, Ordering::Relaxed);
+    run.bars.unit_done(state.table);
     let t = &run.tables[state.table];
     if checkpoint::table_files_left(&mut conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
         finalize_table(run, &mut conn, state.table).await?;
@@ -377,6 +378,7 @@ async fn worker_loop(
                         c.fetch_add(1, Ordering::Relaxed);
                     }
                     job.file.rows.fetch_add(rows, Ordering::SeqCst);
+                    run.bars.add_rows(job.file.table, rows);
                     break;
                 }
                 Ok(Committed::AlreadyDone(r)) => {
