@@ -233,28 +233,17 @@ fn parse_insert_header(s: &[u8], mut i: usize) -> Option<Insert> {
     if s.get(i) == Some(&b'(') {
         let mut cols = Vec::new();
         i = skip_blank(s, i + 1);
-        if s.get(i) == Some(&b')') {
-            return Some(Insert {
-                replace,
-                ignore,
-                columns: Some(cols),
-                table_span: (start, end),
-                values_at: usize::MAX,
-            });
-        }
-        loop {
+        while s.get(i) != Some(&b')') {
             let (c, j) = read_ident(s, i)?;
             cols.push(c);
             i = skip_blank(s, j);
             match s.get(i) {
                 Some(b',') => i = skip_blank(s, i + 1),
-                Some(b')') => {
-                    i = skip_blank(s, i + 1);
-                    break;
-                }
+                Some(b')') => {}
                 _ => return None,
             }
         }
+        i = skip_blank(s, i + 1);
         columns = Some(cols);
     }
     if starts_with_word(s, i, "VALUES") {

@@ -719,6 +719,14 @@ mod tests {
             }
             s => panic!("{s:?}"),
         }
+        for stmt in [
+            &b"INSERT INTO t () VALUES (), ();"[..],
+            b"INSERT INTO t VALUES (),();",
+        ] {
+            let (steps, rows) = sql_chunk(stmt, &[], &shape(), &opts(Method::LoadData)).unwrap();
+            assert_eq!(rows, 2, "{}", String::from_utf8_lossy(stmt));
+            assert!(matches!(&steps[0], Step::Exec { rows: 2, .. }));
+        }
         let e = sql_chunk(
             b"\nINSERT INTO x VALUES (1);",
             &[],
