@@ -1,15 +1,14 @@
 //! `ferry dump` options and their validation.
 
-use crate::OutputMode;
+use crate::{usage, OutputMode};
 use clap::Args;
 use ferry_dumper::consistency::Consistency;
 use ferry_dumper::encode::SqlOptions;
 use ferry_dumper::writer::Compression;
 use ferry_dumper::{DumpConfig, DumpSummary, FileType};
-use ferry_shared::conn::ConnSpec;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::manifest::CsvDialect;
-use ferry_shared::progress::{human_bytes, ProgressMode};
+use ferry_shared::progress::human_bytes;
 use ferry_shared::storage::S3Options;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,21 +152,13 @@ fn unescape_terminator(s: &str) -> String {
         .replace("\\t", "\t")
 }
 
-fn usage(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
-    2
-}
-
 fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
-    let source = ConnSpec::parse(&a.source)
-        .and_then(|s| {
-            s.with_password_from("FERRY_SOURCE_PASSWORD", a.source_password_file.as_deref())
-        })
-        .map_err(usage)?;
-    let source = ConnSpec {
-        ssl_ca: a.source_ssl_ca.clone(),
-        ..source
-    };
+    let source = crate::connection(
+        &a.source,
+        "FERRY_SOURCE_PASSWORD",
+        a.source_password_file.as_deref(),
+        a.source_ssl_ca.clone(),
+    )?;
     if a.threads == 0 || a.threads > 256 {
         return Err(usage("--threads must be between 1 and 256"));
     }
@@ -226,12 +217,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         return Err(usage("--csv-line-terminator must be \\n or \\r\\n"));
     }
     let consistency: Consistency = a.consistency.parse().map_err(usage)?;
-    let progress = match a.progress.as_str() {
-        "bars" => ProgressMode::Bars,
-        "log" => ProgressMode::Log,
-        "off" => ProgressMode::Off,
-        _ => ProgressMode::Auto,
-    };
+    let progress = crate::progress_mode(&a.progress);
     Ok(DumpConfig {
         source,
         to: a.to,

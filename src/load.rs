@@ -1,14 +1,13 @@
 //! `ferry load` options and their validation.
 
 use crate::dump::parse_size;
-use crate::OutputMode;
+use crate::{usage, OutputMode};
 use clap::Args;
 use ferry_loader::{
     CsvOptions, DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting,
 };
-use ferry_shared::conn::ConnSpec;
 use ferry_shared::filter::TableFilter;
-use ferry_shared::progress::{human_bytes, ProgressMode};
+use ferry_shared::progress::human_bytes;
 use ferry_shared::storage::S3Options;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,21 +108,13 @@ pub struct LoadArgs {
     progress_interval: u64,
 }
 
-fn usage(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
-    2
-}
-
 fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
-    let target = ConnSpec::parse(&a.target)
-        .and_then(|s| {
-            s.with_password_from("FERRY_TARGET_PASSWORD", a.target_password_file.as_deref())
-        })
-        .map_err(usage)?;
-    let target = ConnSpec {
-        ssl_ca: a.target_ssl_ca.clone(),
-        ..target
-    };
+    let target = crate::connection(
+        &a.target,
+        "FERRY_TARGET_PASSWORD",
+        a.target_password_file.as_deref(),
+        a.target_ssl_ca.clone(),
+    )?;
     if a.threads == 0 || a.threads > 256 {
         return Err(usage("--threads must be between 1 and 256"));
     }
@@ -186,12 +177,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
         },
         verify: !a.no_verify,
         sql_mode: a.sql_mode,
-        progress: match a.progress.as_str() {
-            "bars" => ProgressMode::Bars,
-            "log" => ProgressMode::Log,
-            "off" => ProgressMode::Off,
-            _ => ProgressMode::Auto,
-        },
+        progress: crate::progress_mode(&a.progress),
         progress_interval: Duration::from_secs(a.progress_interval.max(1)),
         lease: Duration::from_secs(a.claim_lease.max(1)),
     })

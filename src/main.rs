@@ -39,6 +39,36 @@ pub enum OutputMode {
     Json,
 }
 
+/// Prints a usage error; returns exit code 2.
+pub fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}
+
+/// A server from its URL, the password from `password_env` or `password_file`, TLS with `ssl_ca`.
+pub fn connection(
+    url: &str,
+    password_env: &str,
+    password_file: Option<&std::path::Path>,
+    ssl_ca: Option<std::path::PathBuf>,
+) -> Result<ferry_shared::conn::ConnSpec, u8> {
+    let spec = ferry_shared::conn::ConnSpec::parse(url)
+        .and_then(|s| s.with_password_from(password_env, password_file))
+        .map_err(usage)?;
+    Ok(ferry_shared::conn::ConnSpec { ssl_ca, ..spec })
+}
+
+/// `--progress auto|bars|log|off`.
+pub fn progress_mode(s: &str) -> ferry_shared::progress::ProgressMode {
+    use ferry_shared::progress::ProgressMode;
+    match s {
+        "bars" => ProgressMode::Bars,
+        "log" => ProgressMode::Log,
+        "off" => ProgressMode::Off,
+        _ => ProgressMode::Auto,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {

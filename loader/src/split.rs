@@ -68,6 +68,16 @@ enum CsvState {
     QuoteInQuoted,
 }
 
+/// The next quote byte `q` (or backslash, when backslashes escape) in `hay`.
+#[inline]
+fn find_quote(hay: &[u8], q: u8, backslash: bool) -> Option<usize> {
+    if backslash {
+        memchr::memchr2(q, b'\\', hay)
+    } else {
+        memchr::memchr(q, hay)
+    }
+}
+
 /// Incremental boundary scanner over a growing buffer.
 struct Scanner {
     syntax: Syntax,
@@ -170,12 +180,7 @@ impl Scanner {
                     } else {
                         b'"'
                     };
-                    let found = if backslash {
-                        memchr::memchr2(q, b'\\', &buf[i..limit])
-                    } else {
-                        memchr::memchr(q, &buf[i..limit])
-                    };
-                    match found {
+                    match find_quote(&buf[i..limit], q, backslash) {
                         None => i = limit,
                         Some(k) => {
                             let j = i + k;
@@ -269,12 +274,7 @@ impl Scanner {
                         self.csv = CsvState::Unquoted;
                         continue;
                     };
-                    let found = if backslash_escape {
-                        memchr::memchr2(q, b'\\', &buf[i..limit])
-                    } else {
-                        memchr::memchr(q, &buf[i..limit])
-                    };
-                    match found {
+                    match find_quote(&buf[i..limit], q, backslash_escape) {
                         None => i = limit,
                         Some(k) => {
                             let j = i + k;
