@@ -273,7 +273,7 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
         assert_eq!(rows_of(&db).await, expected, "{}", dir.display());
     }
     // The table holds rows now: a new task refuses, unless told what to do.
-    let task = ["--task-id", "again-1"];
+    let task = ["--task-id", &format!("{db}-again-1")];
     let e = load_fails(plain.path(), &[&["--no-schema"][..], &task[..]].concat());
     assert!(
         e.contains("already hold rows") && e.contains("--on-existing"),
@@ -283,7 +283,7 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
         plain.path(),
         &[
             &["--no-schema", "--on-existing", "append"][..],
-            &["--task-id", "again-2"][..],
+            &["--task-id", &format!("{db}-again-2")][..],
         ]
         .concat(),
     );
@@ -300,7 +300,7 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
             "--on-duplicate",
             "ignore",
             "--task-id",
-            "again-3",
+            &format!("{db}-again-3"),
         ],
     );
     assert_eq!(s["mismatches"], 0, "{s}");
@@ -312,7 +312,7 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
             "--on-existing",
             "truncate",
             "--task-id",
-            "again-4",
+            &format!("{db}-again-4"),
         ],
     );
     assert_eq!(s["rows"], 100);
@@ -321,7 +321,10 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
     let mut tgt = target().await;
     exec(&mut tgt, &format!("ALTER TABLE `{db}`.t DROP COLUMN b")).await;
     exec(&mut tgt, &format!("TRUNCATE TABLE `{db}`.t")).await;
-    let e = load_fails(sql.path(), &["--no-schema", "--task-id", "again-5"]);
+    let e = load_fails(
+        sql.path(),
+        &["--no-schema", "--task-id", &format!("{db}-again-5")],
+    );
     assert!(
         e.contains("column `b`") && e.contains("does not exist in the target table"),
         "{e}"
