@@ -336,10 +336,7 @@ fn read_value(s: &[u8], i: usize, backslash: bool) -> Result<(Value<'_>, usize),
     };
     match c {
         b'\'' => read_string(s, i, b'\'', backslash),
-        b'"' => {
-            let (v, end) = read_string(s, i, b'"', backslash)?;
-            Ok((Value::Bytes(value_bytes(&v)), end))
-        }
+        b'"' => read_string(s, i, b'"', backslash),
         b'0' if matches!(s.get(i + 1), Some(b'x' | b'X')) => {
             let j = scan_while(s, i + 2, |b| b.is_ascii_hexdigit());
             Ok((Value::Bytes(decode_hex(&s[i + 2..j], i)?), j))
@@ -419,7 +416,7 @@ fn read_string(
 ) -> Result<(Value<'_>, usize), ParseError> {
     let body_start = i + 1;
     let mut j = body_start;
-    let mut plain = q == b'\'';
+    let mut plain = true;
     if !backslash {
         // NO_BACKSLASH_ESCAPES: only doubled quotes; backslashes are data (and would be escapes
         // in a LOAD DATA stream, so such values are decoded).
@@ -433,7 +430,7 @@ fn read_string(
                 continue;
             }
             let body = &s[body_start..p];
-            let v = if plain && memchr::memchr(b'\\', body).is_none() {
+            let v = if plain && q == b'\'' && memchr::memchr(b'\\', body).is_none() {
                 Value::Plain(body)
             } else {
                 Value::Bytes(undouble(body, q))
@@ -455,10 +452,13 @@ fn read_string(
             }
             j = p + 2;
         } else if s.get(p + 1) == Some(&q) {
+            // A doubled `"` would read as two quotes inside the `'`-enclosed stream field.
+            plain &= q == b'\'';
             j = p + 2;
         } else {
             let body = &s[body_start..p];
-            let v = if plain {
+            // A `"..."` body copies as it is when it holds no `'` (mydumper writes these).
+            let v = if plain && (q == b'\'' || memchr::memchr(b'\'', body).is_none()) {
                 Value::Plain(body)
             } else {
                 Value::Bytes(unescape(body, q))
@@ -577,6 +577,10 @@ mod tests {
         assert_eq!(r[0][7], Value::Bytes(b"z".to_vec()));
         assert_eq!(r[0][8], Value::Bytes(b"d\\%".to_vec()));
         assert_eq!(r[1][1], Value::Bytes(b"N".to_vec()));
+        let r = rows(b"INSERT INTO t VALUES (\"a\\\"b\",\"it's\",\"x\"\"y\")").unwrap();
+        assert_eq!(r[0][0], Value::Plain(b"a\\\"b"));
+        assert_eq!(r[0][1], Value::Bytes(b"it's".to_vec()));
+        assert_eq!(r[0][2], Value::Bytes(b"x\"y".to_vec()));
     }
 
     #[test]
