@@ -91,6 +91,10 @@ pub struct LoadArgs {
     /// Session sql_mode while loading.
     #[arg(long, default_value = "NO_AUTO_VALUE_ON_ZERO")]
     sql_mode: String,
+    /// Session time zone while loading: how TIMESTAMP text without a zone is read, and what
+    /// CURRENT_TIMESTAMP defaults give. Dump files that set their own zone keep it.
+    #[arg(long, default_value = "+00:00")]
+    time_zone: String,
     /// Skip the final row-count/checksum verification.
     #[arg(long)]
     no_verify: bool,
@@ -177,6 +181,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
         },
         verify: !a.no_verify,
         sql_mode: a.sql_mode,
+        time_zone: a.time_zone,
         progress: crate::progress_mode(&a.progress),
         progress_interval: Duration::from_secs(a.progress_interval.max(1)),
         lease: Duration::from_secs(a.claim_lease.max(1)),

@@ -99,6 +99,8 @@ pub struct LoadConfig {
     pub csv: CsvOptions,
     pub verify: bool,
     pub sql_mode: String,
+    /// Session time zone while loading (TIMESTAMP text in dumps is UTC unless a file says).
+    pub time_zone: String,
     pub progress: ProgressMode,
     pub progress_interval: Duration,
     /// A claimant silent for longer than this is presumed dead.

@@ -16,13 +16,14 @@ pub struct TargetColumn {
     pub generated: bool,
 }
 
-/// The statements of a schema file, without trailing `;`.
+/// The statements of a schema file, without leading comments and trailing `;`.
 pub fn statements(text: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < text.len() {
         let (end, _) = next_statement_end(text, at, true);
-        let s = trim_stmt(&text[at..end]);
+        let stmt = &text[at..end];
+        let s = trim_stmt(&stmt[crate::sql::skip_blank(stmt, 0).min(stmt.len())..]);
         if !s.is_empty() {
             out.push(s);
         }

@@ -54,7 +54,7 @@ pub struct Insert {
 }
 
 /// Skips whitespace and comments (but not `/*!` conditional comments).
-fn skip_blank(s: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_blank(s: &[u8], mut i: usize) -> usize {
     loop {
         while i < s.len() && s[i].is_ascii_whitespace() {
             i += 1;

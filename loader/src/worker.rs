@@ -302,7 +302,8 @@ pub(crate) async fn finalize_table(
 async fn connect_worker(run: &Run) -> Result<Conn, LoadError> {
     let mut conn = run.cfg.target.connect().await?;
     let mut s = format!(
-        "SET SESSION foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00', sql_mode = {}",
+        "SET SESSION foreign_key_checks = 0, unique_checks = 0, time_zone = {}, sql_mode = {}",
+        ferry_shared::ident::quote_str(&run.cfg.time_zone),
         ferry_shared::ident::quote_str(&run.cfg.sql_mode)
     );
     if run.cfg.disable_binlog {
