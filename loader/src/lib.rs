@@ -207,8 +207,22 @@ impl Run {
     }
 }
 
+/// What identifies the dump across processes and machines: the S3 URL, or the local
+/// directory's canonical path.
+fn dump_identity(storage: &Arc<dyn Storage>) -> String {
+    match storage.local_path("") {
+        Some(p) => std::fs::canonicalize(&p)
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|_| storage.describe("")),
+        None => storage.describe(""),
+    }
+}
+
 fn default_task_id(storage: &Arc<dyn Storage>) -> String {
-    format!("load-{}", &checkpoint::file_id(&storage.describe(""))[..12])
+    format!(
+        "load-{}",
+        &checkpoint::file_id(&dump_identity(storage))[..12]
+    )
 }
 
 pub async fn run(cfg: LoadConfig) -> Result<LoadSummary, LoadError> {
@@ -484,7 +498,7 @@ async fn setup_tables(
     ctl: &mut mysql_async::Conn,
 ) -> Result<(Vec<TableCtx>, usize, u64), LoadError> {
     let chunk_size =
-        checkpoint::register_task(ctl, task, &storage.describe(""), cfg.chunk_size).await?;
+        checkpoint::register_task(ctl, task, &dump_identity(storage), cfg.chunk_size).await?;
     ctl.query_drop("SET SESSION foreign_key_checks = 0")
         .await
         .map_err(|e| from_driver(e, "session setup"))?;
