@@ -56,9 +56,10 @@ pub struct LoadArgs {
     /// `auto`: LOAD DATA when the target allows it.
     #[arg(long, default_value = "auto", value_parser = ["auto", "load-data", "insert"])]
     method: String,
-    /// Drop secondary (non-unique) indexes before loading and add them back after, one ALTER
-    /// per table.
-    #[arg(long)]
+    /// On tables this load creates, add secondary (non-unique) indexes after the data, one
+    /// ALTER per table (a sorted build, faster than maintaining them row by row); `false`
+    /// creates them with the table.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     defer_indexes: bool,
     /// DEFINER clauses of views: `auto` drops those whose account does not exist on the target.
     #[arg(long, default_value = "auto", value_parser = ["auto", "keep", "strip"])]

@@ -186,6 +186,7 @@ async fn s3_roundtrip_of_several_tables() {
             "--chunk-size",
             "1MiB",
             "--defer-indexes",
+            "true",
         ]));
         let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(summary["rows"], 40002, "{summary}");

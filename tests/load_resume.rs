@@ -157,6 +157,16 @@ async fn kill_9_at_random_moments_then_exact() {
     assert_target_equals_source(&db).await;
     let (_, rows) = checkpoint_rows(&task).await;
     assert_eq!(rows, total, "checkpointed rows: each chunk exactly once");
+    // The index deferred by the first run is back, whichever run finished the table.
+    let mut tgt = target().await;
+    let idx: Option<String> = tgt
+        .exec_first(
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'with_pk' AND INDEX_NAME = 'kk'",
+            (&db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(idx.as_deref(), Some("kk"));
 }
 
 #[tokio::test]

@@ -582,7 +582,8 @@ async fn setup_tables(
                 schema::create_table(ctl, &t.db, &t.name, &text, &storage.describe(f)).await?;
             }
             let mut restore = None;
-            if cfg.defer_indexes {
+            // Only tables this load created: a user's existing table keeps its indexes.
+            if cfg.defer_indexes && !exists {
                 let idx = schema::secondary_indexes(ctl, &t.db, &t.name).await?;
                 if !idx.is_empty() {
                     let drop: Vec<String> = idx
