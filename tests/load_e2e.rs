@@ -331,3 +331,44 @@ async fn existing_tables_map_by_name_and_conflicts_follow_the_options() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn type_matrix_through_s3() {
+    let (Ok(endpoint), Ok(bucket)) = (
+        std::env::var("FERRY_TEST_S3_ENDPOINT"),
+        std::env::var("FERRY_TEST_S3_BUCKET"),
+    ) else {
+        panic!("S3 server not configured: run through scripts/test.sh (it starts scripts/s3.sh)");
+    };
+    let db = format!("{DB_BASE}{}", unique_db("_s3"));
+    create_matrix(&db).await;
+    let filter = quoted_filter(&db);
+    for (i, args) in [
+        &["--filetype", "sql", "--compress", "gzip"][..],
+        &["--filetype", "csv", "--compress", "zstd"][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let url = format!("s3://{bucket}/matrix-{}-{i}", unique_db("m"));
+        run_ok(
+            dump_command(&servers().source_url, &url)
+                .args([
+                    "--s3-endpoint",
+                    &endpoint,
+                    "-f",
+                    &filter,
+                    "--rows",
+                    "2",
+                    "--checksum",
+                ])
+                .args(*args),
+        );
+        drop_target_db(&db).await;
+        let out = run_ok(load_command(&url).args(["--s3-endpoint", &endpoint, "--output", "json"]));
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(summary["rows"], 7, "{args:?}: {summary}");
+        assert_verified(&summary, 1);
+        assert_same(&db, TABLE).await;
+    }
+}
