@@ -375,11 +375,12 @@ pub fn split(
         if !eof {
             let old = buf.len();
             buf.resize(old + READ_BLOCK, 0);
-            let got = read_full(&mut reader, &mut buf[old..]).map_err(|e| LoadError::Input {
-                file: describe.to_string(),
-                offset: base + old as u64,
-                message: read_error_message(&e),
-            })?;
+            let got =
+                read_full(&mut reader, &mut buf[old..]).map_err(|(at, e)| LoadError::Input {
+                    file: describe.to_string(),
+                    offset: base + (old + at) as u64,
+                    message: read_error_message(&e),
+                })?;
             buf.truncate(old + got);
             if got == 0 {
                 eof = true;
@@ -495,14 +496,15 @@ pub struct SplitOutcome {
     pub bytes: u64,
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Fills `buf` unless the stream ends; an error comes with the bytes read before it.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, (usize, std::io::Error)> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((got, e)),
         }
     }
     Ok(got)
@@ -511,9 +513,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 fn read_error_message(e: &std::io::Error) -> String {
     let s = e.to_string();
     if e.kind() == std::io::ErrorKind::UnexpectedEof || s.contains("incomplete") {
-        format!("the compressed stream ends early ({s}): the file is truncated")
+        format!("the compressed stream ends here, in the middle ({s}; the offset counts decompressed bytes): the file is truncated")
     } else {
-        format!("cannot read or decompress: {s}")
+        format!("cannot read or decompress (the offset counts decompressed bytes): {s}")
     }
 }
 
