@@ -2,8 +2,8 @@
 # Benchmarks of ferry against the usual tools, on throwaway MariaDB servers
 # (scripts/servers.sh) with a sysbench oltp dataset.
 #
-# Usage: scripts/bench.sh dump [options]
-#        scripts/bench.sh load|catchup        (not implemented yet; exit 2)
+# Usage: scripts/bench.sh dump|load [options]
+#        scripts/bench.sh catchup             (not implemented yet; exit 2)
 #
 # dump: time `ferry dump` (plain and --compress zstd), mydumper (plain and
 # -c gzip), mariadb-dump (one thread, --single-transaction) and the server's
@@ -11,9 +11,16 @@
 # the same warm dataset; print the median of the runs of each, MB/s, peak
 # RSS, output sizes and ratios, then one `BENCH_DUMP_JSON {...}` line.
 #
+# load: from dumps of the same dataset made once, time `ferry load` (and with
+# --disable-binlog), myloader (same threads), `mariadb < dump.sql`, and the
+# server's own ingest ceiling (THREADS sessions of server-side LOAD DATA
+# INFILE of the same rows in chunk files), each into an emptied target; check
+# the row count after each; print medians, ratios and `BENCH_LOAD_JSON {...}`.
+#
+# Options (both):
 #   --tables N           sysbench tables (default 8)
 #   --rows-per-table N   rows per table (default 250000; 8 x 250000 ~ 458 MB)
-#   --threads N          dump threads / concurrent sessions (default 4)
+#   --threads N          dump/load threads, concurrent sessions (default 4)
 #   --runs N             timed runs per tool; the median is reported (default 3)
 #   --chunk-rows N       rows per chunk for ferry and mydumper
 #                        (default rows-per-table / 4)
@@ -312,8 +319,250 @@ cmd_dump() {
     done
 }
 
+# ==================================================================== load
+LOAD_TOOLS=(ferry ferry_nobinlog myloader mariadb_client ceiling)
+declare -A LLABEL=(
+    [ferry]="ferry load"
+    [ferry_nobinlog]="ferry load --disable-binlog"
+    [myloader]="myloader"
+    [mariadb_client]="mariadb < dump.sql"
+    [ceiling]="ceiling: LOAD DATA INFILE"
+)
+
+# reset_target: an empty target (no sbtest, no checkpoints), its dirty pages written.
+reset_target() {
+    tgt_sql -e "DROP DATABASE IF EXISTS \`$DB\`; DROP DATABASE IF EXISTS ferry_meta"
+    settle_innodb tgt_sql >/dev/null 2>&1
+}
+
+target_rows() {
+    local k sql="SELECT 0"
+    for ((k = 1; k <= TABLES; k++)); do
+        sql+=" + (SELECT COUNT(*) FROM \`$DB\`.sbtest$k)"
+    done
+    tgt_sql -Nse "$sql"
+}
+
+load_ferry_common() {
+    local logf="$1"; shift
+    run_timed "$logf" "$logf.stdout" "$FERRY_BIN" load --from "$DUMPS/ferry" \
+        --target "$FERRY_TEST_TARGET_URL" --threads "$THREADS" --progress off --output json "$@"
+}
+load_ferry() { load_ferry_common "$1"; }
+load_ferry_nobinlog() { load_ferry_common "$1" --disable-binlog; }
+
+load_myloader() {
+    run_timed "$1" "$1.stdout" myloader -d "$DUMPS/mydumper" -t "$THREADS" -h 127.0.0.1 \
+        -P "$FERRY_TEST_TARGET_PORT" -u root -o
+}
+
+load_mariadb_client() {
+    local logf="$1" rc=0 t0
+    : >"$logf"
+    t0=$(now)
+    tgt_sql <"$DUMPS/dump.sql" >/dev/null 2>>"$logf" || rc=$?
+    RUN_SECS=$(elapsed "$t0")
+    RUN_RSS_KB=""
+    return "$rc"
+}
+
+# The server's own ingest speed with no client: THREADS sessions each running
+# LOAD DATA INFILE (the server reads the files) of chunk files dealt round-robin,
+# one transaction per chunk, with the loader session settings.
+load_ceiling() {
+    local logf="$1" s k f t0 rc=0 pids=() sql
+    : >"$logf"
+    tgt_sql -e "CREATE DATABASE \`$DB\`"
+    tgt_sql "$DB" <"$DUMPS/schema.sql" 2>>"$logf"
+    t0=$(now)
+    for ((s = 0; s < THREADS; s++)); do
+        sql="SET SESSION foreign_key_checks = 0, unique_checks = 0;"
+        k=0
+        for f in "$DUMPS"/tsv/*.tsv; do
+            if ((k % THREADS == s)); then
+                sql+="START TRANSACTION; LOAD DATA INFILE '$f' INTO TABLE \`$DB\`.$(basename "$f" | cut -d. -f1); COMMIT;"
+            fi
+            k=$((k + 1))
+        done
+        tgt_sql -e "$sql" 2>>"$logf" &
+        pids+=($!)
+    done
+    for s in "${pids[@]}"; do wait "$s" || rc=$?; done
+    RUN_SECS=$(elapsed "$t0")
+    RUN_RSS_KB=""
+    return "$rc"
+}
+
+# The dumps every tool loads, made once (untimed).
+make_dumps() {
+    local k c lo hi
+    DUMPS="$BENCH_WORK/dumps"
+    mkdir -p -- "$DUMPS/tsv"
+    chmod 777 -- "$DUMPS/tsv"
+    log "dumps for the loaders: ferry, mydumper, mariadb-dump, INTO OUTFILE chunks"
+    "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" --to "$DUMPS/ferry" -B "$DB" \
+        --threads "$THREADS" --rows "$CHUNK_ROWS" --progress off >"$BENCH_LOG_DIR/dump-ferry.log" 2>&1 \
+        || die "ferry dump failed (see $BENCH_LOG_DIR/dump-ferry.log)"
+    mydumper -h 127.0.0.1 -P "$FERRY_TEST_SOURCE_PORT" -u root -B "$DB" -t "$THREADS" \
+        -r "$CHUNK_ROWS" -o "$DUMPS/mydumper" >"$BENCH_LOG_DIR/dump-mydumper.log" 2>&1 \
+        || die "mydumper failed"
+    mariadb-dump --no-defaults -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot \
+        --single-transaction --quick --databases "$DB" >"$DUMPS/dump.sql" || die "mariadb-dump failed"
+    mariadb-dump --no-defaults -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot --no-data "$DB" \
+        >"$DUMPS/schema.sql" || die "mariadb-dump --no-data failed"
+    for ((k = 1; k <= TABLES; k++)); do
+        for ((c = 0; c * CHUNK_ROWS < ROWS; c++)); do
+            lo=$((c * CHUNK_ROWS)) hi=$(((c + 1) * CHUNK_ROWS))
+            src_sql -e "SELECT * INTO OUTFILE '$DUMPS/tsv/sbtest$k.$(printf %05d "$c").tsv'
+                        FROM \`$DB\`.sbtest$k WHERE id > $lo AND id <= $hi"
+        done
+    done
+}
+
+cmd_load() {
+    TABLES=8 ROWS=250000 THREADS=4 RUNS=3 CHUNK_ROWS="" FERRY_BIN=""
+    local parent="$REPO_DIR/target"
+    while (($#)); do
+        case "$1" in
+            --tables) posint "$1" "${2:-}"; TABLES="$2"; shift 2 ;;
+            --rows-per-table) posint "$1" "${2:-}"; ROWS="$2"; shift 2 ;;
+            --threads) posint "$1" "${2:-}"; THREADS="$2"; shift 2 ;;
+            --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
+            --chunk-rows) posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
+            --ferry-bin) [[ -n "${2:-}" ]] || usage; FERRY_BIN="$(realpath -- "$2")"; shift 2 ;;
+            --workdir) [[ -n "${2:-}" ]] || usage; parent="$2"; shift 2 ;;
+            --keep) BENCH_KEEP=1; shift ;;
+            -h|--help) usage ;;
+            *) log "unknown option for load: $1"; usage ;;
+        esac
+    done
+    if [[ -z "$CHUNK_ROWS" ]]; then
+        CHUNK_ROWS=$((ROWS / 4))
+        ((CHUNK_ROWS > 0)) || CHUNK_ROWS=1
+    fi
+    need_pkg sysbench sysbench
+    need_pkg mydumper mydumper
+    need_pkg mariadb-dump mariadb-client
+    need_pkg mariadb mariadb-client
+    ensure_gnu_time
+    build_ferry
+
+    setup_work "$parent"
+    start_servers "$BENCH_WORK/servers"
+    prepare_sysbench "$DB" "$TABLES" "$ROWS"
+    make_dumps
+    local base
+    base=$(bytes_of "$DUMPS/ferry")
+
+    # Untimed warm-up: the first load into a fresh server grows its tablespaces and logs.
+    log "warm-up: one untimed load"
+    reset_target
+    load_ceiling "$BENCH_LOG_DIR/load-warmup.log" || die "warm-up load failed"
+
+    local run tool logf got
+    for ((run = 1; run <= RUNS; run++)); do
+        for tool in "${LOAD_TOOLS[@]}"; do
+            [[ -z "${FAILED[$tool]:-}" ]] || continue
+            logf="$BENCH_LOG_DIR/load-$tool.run$run.log"
+            reset_target
+            if "load_$tool" "$logf"; then
+                got=$(target_rows)
+                if ((got != TABLES * ROWS)); then
+                    FAILED[$tool]="loaded $got rows, expected $((TABLES * ROWS)); log $logf"
+                    log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]})"
+                    continue
+                fi
+                TIMES[$tool]+="$RUN_SECS "
+                [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+                log "run $run/$RUNS ${LLABEL[$tool]}: ${RUN_SECS}s"
+            else
+                FAILED[$tool]="exit status $? after ${RUN_SECS}s; log $logf"
+                log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]}):"
+                tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
+                BENCH_KEEP=1
+            fi
+        done
+    done
+
+    local rss_kb t
+    for tool in "${LOAD_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
+        # shellcheck disable=SC2086
+        MED[$tool]=$(median ${TIMES[$tool]})
+    done
+    echo
+    echo "load benchmark: $TABLES tables x $ROWS rows (sysbench oltp, db $DB), threads $THREADS," \
+        "chunk rows $CHUNK_ROWS, median of $RUNS run(s); the target writes a binlog"
+    echo "dataset base for MB/s: $(mb "$base") = ferry's uncompressed SQL dump (MB = 10^6 bytes)"
+    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
+    echo
+    printf '%-30s %9s %8s %11s  %s\n' tool "median s" "MB/s" "peak RSS" "runs (s)"
+    for tool in "${LOAD_TOOLS[@]}"; do
+        if [[ -n "${FAILED[$tool]:-}" ]]; then
+            printf '%-30s FAILED: %s\n' "${LLABEL[$tool]}" "${FAILED[$tool]}"
+            continue
+        fi
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        printf '%-30s %9s %8s %11s  %s\n' "${LLABEL[$tool]}" "${MED[$tool]}" \
+            "$(mbps "$base" "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
+    done
+    echo "(myloader turns the binlog off by default: compare it with ferry --disable-binlog too)"
+
+    local -A R=(
+        [ferry_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry]:-}")"
+        [ferry_nobinlog_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry_nobinlog]:-}")"
+        [ferry_vs_ceiling]="$(ratio "${MED[ceiling]:-}" "${MED[ferry]:-}")"
+        [ferry_vs_mariadb_client]="$(ratio "${MED[mariadb_client]:-}" "${MED[ferry]:-}")"
+    )
+    local ratio_order=(ferry_vs_myloader ferry_nobinlog_vs_myloader ferry_vs_ceiling ferry_vs_mariadb_client)
+    local -A RDESC=(
+        [ferry_vs_myloader]="ferry vs myloader|myloader_s / ferry_s|goal >= 2"
+        [ferry_nobinlog_vs_myloader]="ferry --disable-binlog vs myloader|myloader_s / ferry_nobinlog_s|both without binlog"
+        [ferry_vs_ceiling]="ferry vs server LOAD DATA INFILE|ceiling_s / ferry_s|goal >= 1.0"
+        [ferry_vs_mariadb_client]="ferry vs mariadb < dump.sql|mariadb_s / ferry_s|"
+    )
+    echo
+    echo "speed ratios (> 1: ferry is faster):"
+    local d
+    for t in "${ratio_order[@]}"; do
+        d=${RDESC[$t]}
+        printf '  %-36s %-34s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
+    done
+
+    local json tj first=1 mbs
+    json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"threads\":$THREADS,\"chunk_rows\":$CHUNK_ROWS,\"runs\":$RUNS"
+    json+=",\"dataset_bytes\":$base,\"tools\":{"
+    for tool in "${LOAD_TOOLS[@]}"; do
+        ((first)) || json+=","
+        first=0
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        tj=""
+        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        mbs=$(mbps "$base" "${MED[$tool]:-}")
+        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
+        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}],\"mb_per_s\":$(json_num "${mbs#-}")"
+        json+=",\"peak_rss_kb\":$(json_num "$rss_kb")}"
+    done
+    json+="},\"ratios\":{"
+    first=1
+    for t in "${ratio_order[@]}"; do
+        ((first)) || json+=","
+        first=0
+        json+="\"$t\":$(json_num "${R[$t]:-}")"
+    done
+    json+="}}"
+    echo
+    echo "BENCH_LOAD_JSON $json"
+    for tool in "${LOAD_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" ]] || return 1
+    done
+}
+
 # ===================================================== later subcommands
-cmd_load() { echo "bench.sh load: not implemented yet" >&2; exit 2; }
 cmd_catchup() { echo "bench.sh catchup: not implemented yet" >&2; exit 2; }
 
 # ==================================================================== main

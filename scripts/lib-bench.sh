@@ -77,6 +77,11 @@ src_sql() {
     mariadb --no-defaults -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot "$@"
 }
 
+# tgt_sql ARGS...: the mariadb client against the target, over TCP as root.
+tgt_sql() {
+    mariadb --no-defaults -h127.0.0.1 -P"$FERRY_TEST_TARGET_PORT" -uroot "$@"
+}
+
 # ------------------------------------------------------------------ dataset
 # prepare_sysbench DB TABLES ROWS: sysbench oltp tables DB.sbtest1..N.
 prepare_sysbench() {
@@ -143,11 +148,12 @@ fit_buffer_pool() {
 
 # settle_innodb: wait (up to 120 s) until InnoDB has written its dirty pages, so background
 # flushing left over from preparing the data does not land in any tool's timing.
+# settle_innodb [CLIENT]: CLIENT is src_sql (default) or tgt_sql.
 settle_innodb() {
-    local dirty i
-    src_sql -e "SET GLOBAL innodb_max_dirty_pages_pct = 0, GLOBAL innodb_max_dirty_pages_pct_lwm = 0" || true
+    local dirty i client="${1:-src_sql}"
+    "$client" -e "SET GLOBAL innodb_max_dirty_pages_pct = 0, GLOBAL innodb_max_dirty_pages_pct_lwm = 0" || true
     for ((i = 0; i < 240; i++)); do
-        dirty=$(src_sql -N -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")
+        dirty=$("$client" -N -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")
         [[ "$dirty" =~ ^[0-9]+$ && "$dirty" -lt 64 ]] && break
         sleep 0.5
     done

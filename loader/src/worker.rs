@@ -282,8 +282,18 @@ pub(crate) async fn finalize_table(
                 .query_first(format!("SELECT CAST(MAX({}) AS CHAR) FROM {q}", ferry_shared::ident::quote_ident(&col)))
                 .await
                 .map_err(|e| from_driver(e, &format!("reading MAX({col}) of {q}")))?;
+            let next: Option<Option<u64>> = conn
+                .exec_first(
+                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (db, name),
+                )
+                .await
+                .map_err(|e| from_driver(e, "reading information_schema.TABLES"))?;
+            let next = next.flatten().map_or(0, i128::from);
             if let Some(Some(m)) = max {
-                if let Ok(v) = m.parse::<i128>() {
+                // Engines move the counter past explicit values themselves; an ALTER (a DDL)
+                // only where one did not.
+                if let Some(v) = m.parse::<i128>().ok().filter(|v| *v >= next) {
                     conn.query_drop(format!("ALTER TABLE {q} AUTO_INCREMENT = {}", v + 1))
                         .await
                         .map_err(|e| from_driver(e, &format!("rebasing AUTO_INCREMENT of {q}")))?;
