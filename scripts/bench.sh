@@ -156,9 +156,12 @@ mbps() {
     if [[ -n "$1" && -n "$2" ]]; then awk -v b="$1" -v t="$2" 'BEGIN { printf "%.1f", b / 1e6 / t }'; else printf -- '-'; fi
 }
 
-cmd_dump() {
+# parse_opts SUBCOMMAND ARGS...: the options both benchmarks take; sets TABLES ROWS THREADS
+# RUNS CHUNK_ROWS FERRY_BIN BENCH_PARENT.
+parse_opts() {
+    local sub="$1"; shift
     TABLES=8 ROWS=250000 THREADS=4 RUNS=3 CHUNK_ROWS="" FERRY_BIN=""
-    local parent="$REPO_DIR/target"
+    BENCH_PARENT="$REPO_DIR/target"
     while (($#)); do
         case "$1" in
             --tables) posint "$1" "${2:-}"; TABLES="$2"; shift 2 ;;
@@ -167,16 +170,20 @@ cmd_dump() {
             --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
             --chunk-rows) posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
             --ferry-bin) [[ -n "${2:-}" ]] || usage; FERRY_BIN="$(realpath -- "$2")"; shift 2 ;;
-            --workdir) [[ -n "${2:-}" ]] || usage; parent="$2"; shift 2 ;;
+            --workdir) [[ -n "${2:-}" ]] || usage; BENCH_PARENT="$2"; shift 2 ;;
             --keep) BENCH_KEEP=1; shift ;;
             -h|--help) usage ;;
-            *) log "unknown option for dump: $1"; usage ;;
+            *) log "unknown option for $sub: $1"; usage ;;
         esac
     done
     if [[ -z "$CHUNK_ROWS" ]]; then
         CHUNK_ROWS=$((ROWS / 4))
         ((CHUNK_ROWS > 0)) || CHUNK_ROWS=1
     fi
+}
+
+cmd_dump() {
+    parse_opts dump "$@"
 
     # 1. tools and ferry
     need_pkg sysbench sysbench
@@ -187,7 +194,7 @@ cmd_dump() {
     build_ferry
 
     # 2. servers and dataset
-    setup_work "$parent"
+    setup_work "$BENCH_PARENT"
     start_servers "$BENCH_WORK/servers"
     prepare_sysbench "$DB" "$TABLES" "$ROWS"
     fit_buffer_pool "$DB"
@@ -420,26 +427,7 @@ make_dumps() {
 }
 
 cmd_load() {
-    TABLES=8 ROWS=250000 THREADS=4 RUNS=3 CHUNK_ROWS="" FERRY_BIN=""
-    local parent="$REPO_DIR/target"
-    while (($#)); do
-        case "$1" in
-            --tables) posint "$1" "${2:-}"; TABLES="$2"; shift 2 ;;
-            --rows-per-table) posint "$1" "${2:-}"; ROWS="$2"; shift 2 ;;
-            --threads) posint "$1" "${2:-}"; THREADS="$2"; shift 2 ;;
-            --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
-            --chunk-rows) posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
-            --ferry-bin) [[ -n "${2:-}" ]] || usage; FERRY_BIN="$(realpath -- "$2")"; shift 2 ;;
-            --workdir) [[ -n "${2:-}" ]] || usage; parent="$2"; shift 2 ;;
-            --keep) BENCH_KEEP=1; shift ;;
-            -h|--help) usage ;;
-            *) log "unknown option for load: $1"; usage ;;
-        esac
-    done
-    if [[ -z "$CHUNK_ROWS" ]]; then
-        CHUNK_ROWS=$((ROWS / 4))
-        ((CHUNK_ROWS > 0)) || CHUNK_ROWS=1
-    fi
+    parse_opts load "$@"
     need_pkg sysbench sysbench
     need_pkg mydumper mydumper
     need_pkg mariadb-dump mariadb-client
@@ -447,7 +435,7 @@ cmd_load() {
     ensure_gnu_time
     build_ferry
 
-    setup_work "$parent"
+    setup_work "$BENCH_PARENT"
     start_servers "$BENCH_WORK/servers"
     prepare_sysbench "$DB" "$TABLES" "$ROWS"
     make_dumps

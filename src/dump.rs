@@ -303,20 +303,11 @@ pub async fn run(args: DumpArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match ferry_dumper::run(cfg).await {
-        Ok(summary) => {
-            print_summary(&summary, output);
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if e.is_transient() {
-                3
-            } else {
-                1
-            }
-        }
-    }
+    crate::finish(
+        ferry_dumper::run(cfg).await,
+        |e| e.is_transient(),
+        |summary| print_summary(summary, output),
+    )
 }
 
 #[cfg(test)]

@@ -234,18 +234,9 @@ pub async fn run(args: LoadArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match ferry_loader::run(cfg).await {
-        Ok(summary) => {
-            print_summary(&summary, output);
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if e.is_transient() {
-                3
-            } else {
-                1
-            }
-        }
-    }
+    crate::finish(
+        ferry_loader::run(cfg).await,
+        |e| e.is_transient(),
+        |summary| print_summary(summary, output),
+    )
 }

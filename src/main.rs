@@ -58,6 +58,29 @@ pub fn connection(
     Ok(ferry_shared::conn::ConnSpec { ssl_ca, ..spec })
 }
 
+/// The exit code of a finished step: 0 (and the summary printed), 3 for a transient error,
+/// 1 for a definite one.
+pub fn finish<S, E: std::fmt::Display>(
+    result: Result<S, E>,
+    is_transient: impl Fn(&E) -> bool,
+    print: impl FnOnce(&S),
+) -> u8 {
+    match result {
+        Ok(summary) => {
+            print(&summary);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if is_transient(&e) {
+                3
+            } else {
+                1
+            }
+        }
+    }
+}
+
 /// `--progress auto|bars|log|off`.
 pub fn progress_mode(s: &str) -> ferry_shared::progress::ProgressMode {
     use ferry_shared::progress::ProgressMode;

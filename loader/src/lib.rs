@@ -191,6 +191,8 @@ pub(crate) struct Run {
     pub worker_chunks: Vec<AtomicU64>,
     /// Per-table progress bars (a terminal only); a unit is a file.
     pub bars: ferry_shared::progress::TableBars,
+    /// Signalled when this process finishes a file.
+    pub file_done: tokio::sync::Notify,
 }
 
 impl Run {
@@ -398,6 +400,7 @@ async fn run_owned(
     );
     let run = Arc::new(Run {
         bars,
+        file_done: tokio::sync::Notify::new(),
         validate_utf8: cfg.charset == "utf8mb4",
         sql_backslash,
         cfg,

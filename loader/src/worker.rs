@@ -95,8 +95,12 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                 if left == 0 {
                     break;
                 }
-                // Files held by live processes (or by our own workers finishing): wait.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // Files held by live processes (or by our own workers finishing): wait for one
+                // of ours to finish, or poll the others' progress.
+                tokio::select! {
+                    _ = run.file_done.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                }
                 continue;
             }
             tokio::select! {
@@ -232,6 +236,7 @@ async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(),
     checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
     run.counters.files.fetch_add(1, Ordering::Relaxed);
     run.bars.unit_done(state.table);
+    run.file_done.notify_one();
     let t = &run.tables[state.table];
     if checkpoint::table_files_left(&mut conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
         finalize_table(run, &mut conn, state.table).await?;
