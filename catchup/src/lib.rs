@@ -4,4 +4,5 @@
 //! checksums; [`value`] decodes the packed column formats of row images.
 
 pub mod binlog;
+pub mod rows;
 pub mod value;
