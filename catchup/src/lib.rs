@@ -4,5 +4,6 @@
 //! checksums; [`value`] decodes the packed column formats of row images.
 
 pub mod binlog;
+pub mod events;
 pub mod rows;
 pub mod value;
