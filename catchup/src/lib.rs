@@ -1,9 +1,12 @@
 //! `ferry catchup`: binlog replication from the dump's Location to cutover.
 //!
 //! Built bottom-up: [`binlog`] frames events (from a file or a stream) and checks their
-//! checksums; [`value`] decodes the packed column formats of row images.
+//! checksums; [`events`] reads position and transaction events (GTIDs, ROTATE, QUERY, XID,
+//! compressed payloads); [`rows`] decodes TABLE_MAP and row images, using [`value`] for packed
+//! temporal and decimal columns and [`json`] for MySQL's binary JSON.
 
 pub mod binlog;
 pub mod events;
+pub mod json;
 pub mod rows;
 pub mod value;
