@@ -6,6 +6,7 @@
 //! temporal and decimal columns and [`json`] for MySQL's binary JSON.
 
 pub mod binlog;
+pub mod decode;
 pub mod events;
 pub mod json;
 pub mod rows;
