@@ -10,4 +10,5 @@ pub mod decode;
 pub mod events;
 pub mod json;
 pub mod rows;
+pub mod source;
 pub mod value;
