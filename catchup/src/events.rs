@@ -168,6 +168,9 @@ pub fn mariadb_gtid_list(body: &[u8]) -> Result<String, String> {
     Ok(out.join(","))
 }
 
+/// A tag (empty: untagged) and its `[start, end)` intervals.
+type TaggedIntervals = (String, Vec<(u64, u64)>);
+
 /// MySQL PREVIOUS_GTIDS (type 35), both the classic and the tagged (8.3+) encodings, as a
 /// GTID set text: `uuid:1-3:tag:1,uuid2:5`.
 pub fn previous_gtids(body: &[u8]) -> Result<String, String> {
@@ -188,7 +191,7 @@ pub fn previous_gtids(body: &[u8]) -> Result<String, String> {
         return Err(format!("{n_sids} SIDs cannot fit in {} bytes", body.len()));
     }
     // uuid -> [(tag, intervals)] in order of appearance.
-    let mut groups: Vec<(String, Vec<(String, Vec<(u64, u64)>)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<TaggedIntervals>)> = Vec::new();
     for _ in 0..n_sids {
         let uuid = uuid_text(c.take(16)?);
         let tag = if tagged {

@@ -214,11 +214,10 @@ pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
         let v = c.take(len)?;
         match kind {
             1 => {
-                let mut k = 0;
-                for col in columns.iter_mut().filter(|c| is_numeric(c.type_code)) {
+                let numeric = columns.iter_mut().filter(|c| is_numeric(c.type_code));
+                for (k, col) in numeric.enumerate() {
                     let byte = v.get(k / 8).copied().unwrap_or(0);
                     col.unsigned = Some(byte & (0x80 >> (k % 8)) != 0);
-                    k += 1;
                 }
             }
             4 => {
