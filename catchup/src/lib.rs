@@ -5,6 +5,7 @@
 //! compressed payloads); [`rows`] decodes TABLE_MAP and row images, using [`value`] for packed
 //! temporal and decimal columns and [`json`] for MySQL's binary JSON.
 
+pub mod apply;
 pub mod binlog;
 pub mod decode;
 pub mod events;
