@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 definite error (the message says what to fix); 2 usage error;
 //! 3 transient error that outlasted retries (re-running resumes).
 
+mod catchup;
 mod dump;
 mod load;
 
@@ -29,6 +30,8 @@ enum Command {
     Dump(Box<dump::DumpArgs>),
     /// Parallel, resumable import of a dump (ferry, Dumpling or mydumper) into a target server.
     Load(Box<load::LoadArgs>),
+    /// Binlog replication from a dump's position to the target (safe-mode apply, checkpoints).
+    Catchup(Box<catchup::CatchupArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +99,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "ferry={0},ferry_dumper={0},ferry_loader={0},ferry_shared={0},warn",
+            "ferry={0},ferry_dumper={0},ferry_loader={0},ferry_catchup={0},ferry_shared={0},warn",
             cli.log_level
         ))
     });
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dump(args) => dump::run(*args).await,
             Command::Load(args) => load::run(*args).await,
+            Command::Catchup(args) => catchup::run(*args).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -15,10 +15,12 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Format(Format),
-    /// The stream continues in `file` at `pos`.
+    /// The stream continues in `file` at `pos`. `artificial`: the server's fake ROTATE at the
+    /// start of a stream, whose name can carry stray trailing bytes (mysql_async issue 189).
     Rotate {
         file: String,
         pos: u64,
+        artificial: bool,
     },
     /// A transaction's GTID: MySQL `uuid:gno` or MariaDB `domain-server-seq`.
     Gtid(String),
@@ -78,7 +80,12 @@ impl Decoder {
         match h.type_code {
             4 => {
                 let (pos, file) = events::rotate(body).map_err(bad)?;
-                out.push(Change::Rotate { file, pos });
+                out.push(Change::Rotate {
+                    file,
+                    pos,
+                    // LOG_EVENT_ARTIFICIAL_F
+                    artificial: h.flags & 0x20 != 0,
+                });
             }
             2 => {
                 let (db, sql) = events::query(body).map_err(bad)?;

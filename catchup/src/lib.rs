@@ -11,5 +11,6 @@ pub mod decode;
 pub mod events;
 pub mod json;
 pub mod rows;
+pub mod run;
 pub mod source;
 pub mod value;

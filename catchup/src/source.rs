@@ -41,14 +41,41 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Decode(#[from] crate::binlog::BinlogError),
+    #[error("the change consumer stopped")]
+    Closed,
 }
 
 /// Streams changes from `start` on `conn` (which becomes the replica connection), calling
 /// `each` until it returns `false` or, with `non_blocking`, the binlog's current end.
 pub async fn stream(
-    mut conn: Conn,
+    conn: Conn,
     start: &StreamStart,
     mut each: impl FnMut(Positioned) -> bool,
+) -> Result<(), SourceError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let reader = stream_to(conn, start, tx);
+    // Moved in: when the consumer stops, the receiver drops and the reader ends.
+    let consumer = async move {
+        while let Some(p) = rx.recv().await {
+            if !each(p) {
+                return;
+            }
+        }
+    };
+    let (r, ()) = tokio::join!(reader, consumer);
+    match r {
+        // The consumer stopped early: the send failed; that is not an error.
+        Err(SourceError::Closed) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Streams changes from `start` into `tx` until the receiver is dropped or, with
+/// `non_blocking`, the binlog's current end.
+pub async fn stream_to(
+    mut conn: Conn,
+    start: &StreamStart,
+    tx: tokio::sync::mpsc::Sender<Positioned>,
 ) -> Result<(), SourceError> {
     let err = |source| SourceError::Stream {
         file: start.file.clone(),
@@ -87,12 +114,13 @@ pub async fn stream(
             body: ev.data(),
         };
         for change in decoder.event(&framed)? {
-            if !each(Positioned {
+            let p = Positioned {
                 change,
                 end_pos: u64::from(header.log_pos),
-            }) {
+            };
+            if tx.send(p).await.is_err() {
                 let _ = events.close().await;
-                return Ok(());
+                return Err(SourceError::Closed);
             }
         }
     }

@@ -1,0 +1,146 @@
+//! `ferry catchup` options.
+
+use crate::OutputMode;
+use clap::Args;
+use ferry_catchup::run::{CatchupConfig, CatchupSummary};
+use ferry_shared::location::BinlogPos;
+use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
+use ferry_shared::storage::S3Options;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CatchupArgs {
+    /// The dump whose Location to start from (local directory or `s3://bucket/prefix`).
+    #[arg(long, short = 'd')]
+    from: Option<String>,
+    /// Start at this binlog position instead (`file:pos`).
+    #[arg(long)]
+    start_position: Option<String>,
+    /// Source server, `mysql://user@host:port` (password: FERRY_SOURCE_PASSWORD or
+    /// --source-password-file).
+    #[arg(long)]
+    source: String,
+    #[arg(long)]
+    source_password_file: Option<PathBuf>,
+    #[arg(long)]
+    source_ssl_ca: Option<PathBuf>,
+    /// Target server (password: FERRY_TARGET_PASSWORD or --target-password-file).
+    #[arg(long)]
+    target: String,
+    #[arg(long)]
+    target_password_file: Option<PathBuf>,
+    #[arg(long)]
+    target_ssl_ca: Option<PathBuf>,
+    /// Replica server id, unique among the source's replicas.
+    #[arg(long, default_value_t = 4_100_000_000)]
+    server_id: u32,
+    /// Checkpoint name in the target's `ferry_meta` (default: from the start position).
+    #[arg(long)]
+    task_id: Option<String>,
+    /// `caught-up`: stop once everything the source had written is applied (lag 0).
+    #[arg(long, value_parser = ["caught-up"])]
+    until: Option<String>,
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
+    output: OutputMode,
+}
+
+/// The start position, and the databases the dump holds (only those are replicated).
+async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), String> {
+    if let Some(p) = &a.start_position {
+        let pos = p
+            .parse::<BinlogPos>()
+            .map_err(|e| format!("--start-position: {e}"))?;
+        return Ok((pos, None));
+    }
+    let Some(from) = &a.from else {
+        return Err("give --from DUMP or --start-position FILE:POS".into());
+    };
+    let s3 = S3Options {
+        endpoint: a.s3_endpoint.clone(),
+        region: a.s3_region.clone(),
+        force_path_style: None,
+        part_size: None,
+    };
+    let storage = ferry_shared::storage::open(from, &s3)
+        .await
+        .map_err(|e| e.to_string())?;
+    let data = storage.read(MANIFEST_NAME).await.map_err(|e| {
+        format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)")
+    })?;
+    let m =
+        Manifest::from_json(&storage.describe(MANIFEST_NAME), &data).map_err(|e| e.to_string())?;
+    let (earliest, _) = m.location_bounds().ok_or_else(|| {
+        format!(
+            "{}: the dump has no binlog Location (the source had no binary log)",
+            storage.describe(MANIFEST_NAME)
+        )
+    })?;
+    let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
+    Ok((earliest.pos.clone(), Some(schemas)))
+}
+
+fn print_summary(s: &CatchupSummary, mode: OutputMode) {
+    match mode {
+        OutputMode::Json => println!("{}", serde_json::to_string(s).unwrap_or_default()),
+        OutputMode::Text => println!(
+            "catchup stopped at {} (from {}): {} transactions, {} rows, {} DDL in {:.1}s — {:.0} rows/s",
+            s.stopped_at, s.started_at, s.transactions, s.rows, s.ddl, s.elapsed_secs, s.rows_per_sec
+        ),
+    }
+}
+
+pub async fn run(a: CatchupArgs) -> u8 {
+    let source = match crate::connection(
+        &a.source,
+        "FERRY_SOURCE_PASSWORD",
+        a.source_password_file.as_deref(),
+        a.source_ssl_ca.clone(),
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let target = match crate::connection(
+        &a.target,
+        "FERRY_TARGET_PASSWORD",
+        a.target_password_file.as_deref(),
+        a.target_ssl_ca.clone(),
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (start, schemas) = match start_of(&a).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return if a.from.is_none() && a.start_position.is_none() {
+                2
+            } else {
+                1
+            };
+        }
+    };
+    let task_id = a
+        .task_id
+        .clone()
+        .unwrap_or_else(|| format!("catchup-{}-{}", start.file, start.pos));
+    let cfg = CatchupConfig {
+        source,
+        target,
+        start,
+        task_id,
+        server_id: a.server_id,
+        until_caught_up: a.until.is_some(),
+        schemas,
+    };
+    let output = a.output;
+    crate::finish(
+        ferry_catchup::run::run(cfg).await,
+        |e| e.is_transient(),
+        |s| print_summary(s, output),
+    )
+}
