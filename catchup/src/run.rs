@@ -115,6 +115,10 @@ pub async fn precheck(src: &mut Conn, start: &BinlogPos) -> Result<(), CatchupEr
     Ok(())
 }
 
+/// Errors that mean a replayed DDL statement is already in effect: database/table exists or
+/// not, duplicate column/key, column/key to drop missing.
+const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146];
+
 const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v1` (
     task_id VARCHAR(64) NOT NULL PRIMARY KEY,
     file VARCHAR(512) NOT NULL,
@@ -321,10 +325,20 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                             .await
                             .map_err(db_err("USE"))?;
                     }
-                    tgt.query_drop(&sql[..]).await.map_err(db_err(&format!(
-                        "applying DDL `{}`",
-                        &text[..text.len().min(100)]
-                    )))?;
+                    match tgt.query_drop(&sql[..]).await {
+                        Ok(()) => {}
+                        // Replayed after a crash between the DDL and its checkpoint: the
+                        // target already has the change.
+                        Err(mysql_async::Error::Server(e)) if ALREADY_APPLIED.contains(&e.code) => {
+                            tracing::warn!(code = e.code, error = %e.message, "DDL already applied on the target (a replay after a restart); skipped");
+                        }
+                        Err(e) => {
+                            return Err(db_err(&format!(
+                                "applying DDL `{}`",
+                                text.chars().take(100).collect::<String>()
+                            ))(e))
+                        }
+                    }
                     applier.tables.clear();
                     if p.end_pos > 0 {
                         pos = p.end_pos;

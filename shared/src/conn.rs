@@ -150,7 +150,10 @@ impl ConnSpec {
             .db_name(self.database.clone())
             .prefer_socket(false)
             .socket(self.socket.clone())
-            .stmt_cache_size(0)
+            // Statements are cached and reused; with a zero cache, mysql_async never closes
+            // the statements `exec_*` prepares, and a long run exhausts the server's
+            // max_prepared_stmt_count.
+            .stmt_cache_size(64)
             .wait_timeout(Some(28_800));
         if self.ssl_ca.is_some() || self.ssl_insecure {
             let mut ssl = SslOpts::default();
