@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart: installs what is missing, starts a local source and target MariaDB, creates
 # sample data with sysbench, runs `ferry dump` on it and `ferry load` of that dump into the
-# target, printing both summaries and a CHECKSUM TABLE comparison. (Catch-up joins this script
-# when it is built.)
+# target, writes more on the source, runs `ferry catchup --until caught-up`, and prints the
+# summaries and a CHECKSUM TABLE comparison of source and target.
 #
 # Usage: scripts/quickstart.sh [--keep]    (--keep leaves the servers running afterwards)
 set -euo pipefail
@@ -64,6 +64,15 @@ cat "$out/metadata"
 
 say "ferry load --from $out --target $FERRY_TEST_TARGET_URL --threads 4"
 "$ferry" load --from "$out" --target "$FERRY_TEST_TARGET_URL" --threads 4 --progress log
+
+say "writes on the source after the dump: sysbench oltp_write_only for 2 s"
+sysbench oltp_write_only --mysql-host=127.0.0.1 --mysql-port="$FERRY_TEST_SOURCE_PORT" --mysql-user=root \
+    --mysql-db=sbtest --tables=4 --table-size=100000 --threads=2 --time=2 --report-interval=0 run \
+    | grep -E "transactions:|queries:" || true
+
+say "ferry catchup --from $out --until caught-up (binlog from the dump's position to now)"
+"$ferry" catchup --from "$out" --source "$FERRY_TEST_SOURCE_URL" --target "$FERRY_TEST_TARGET_URL" \
+    --until caught-up
 
 say "CHECKSUM TABLE, source vs target"
 for t in sbtest1 sbtest2 sbtest3 sbtest4; do
