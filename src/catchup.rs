@@ -31,9 +31,10 @@ pub struct CatchupArgs {
     target_password_file: Option<PathBuf>,
     #[arg(long)]
     target_ssl_ca: Option<PathBuf>,
-    /// Replica server id, unique among the source's replicas.
-    #[arg(long, default_value_t = 4_100_000_000)]
-    server_id: u32,
+    /// Replica server id, unique among the source's replicas (default: derived from the
+    /// task id).
+    #[arg(long)]
+    server_id: Option<u32>,
     /// Checkpoint name in the target's `ferry_meta` (default: from the start position).
     #[arg(long)]
     task_id: Option<String>,
@@ -84,6 +85,14 @@ async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), S
     Ok((earliest.pos.clone(), Some(schemas)))
 }
 
+/// A server id in 1e9..4e9 from the task id, so tasks do not collide by default.
+fn default_server_id(task: &str) -> u32 {
+    let h = task.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    1_000_000_000 + (h % 3_000_000_000) as u32
+}
+
 fn print_summary(s: &CatchupSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => println!("{}", serde_json::to_string(s).unwrap_or_default()),
@@ -128,12 +137,13 @@ pub async fn run(a: CatchupArgs) -> u8 {
         .task_id
         .clone()
         .unwrap_or_else(|| format!("catchup-{}-{}", start.file, start.pos));
+    let task_id_for_cfg = task_id.clone();
     let cfg = CatchupConfig {
         source,
         target,
         start,
-        task_id,
-        server_id: a.server_id,
+        task_id: task_id_for_cfg,
+        server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
         until_caught_up: a.until.is_some(),
         schemas,
     };

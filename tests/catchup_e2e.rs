@@ -216,15 +216,18 @@ async fn kill_9_under_write_load_then_exact() {
             ])
             .arg(dir.path())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let wait = rand::rng().random_range(150..700);
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "catchup exited early in round {round}"
-        );
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "catchup exited early in round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         child.kill().unwrap();
         let _ = child.wait();
     }

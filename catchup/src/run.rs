@@ -119,6 +119,10 @@ pub async fn precheck(src: &mut Conn, start: &BinlogPos) -> Result<(), CatchupEr
 /// not, duplicate column/key, column/key to drop missing.
 const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146];
 
+/// At most this many source transactions, or this long, per target commit.
+const GROUP_MAX: u32 = 500;
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
 const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v1` (
     task_id VARCHAR(64) NOT NULL PRIMARY KEY,
     file VARCHAR(512) NOT NULL,
@@ -252,8 +256,35 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
         server_id: cfg.server_id,
         non_blocking: cfg.until_caught_up,
     };
-    let reader =
-        tokio::spawn(async move { source::stream_to(stream_conn, &stream_start, tx).await });
+    let source_spec = cfg.source.clone();
+    let reader = tokio::spawn(async move {
+        let mut conn = Some(stream_conn);
+        let mut tries = 0;
+        loop {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => connect(&source_spec).await.map_err(|e| match e {
+                    CatchupError::Source(s) => s,
+                    other => source::SourceError::Other(other.to_string()),
+                })?,
+            };
+            match source::stream_to(c, &stream_start, tx.clone()).await {
+                // The source still has our previous connection (a killed run) registered
+                // under this server id; it drops it at its next heartbeat.
+                Err(source::SourceError::Stream {
+                    source: mysql_async::Error::Server(e),
+                    ..
+                }) if e.code == 4052 && tries < 60 => {
+                    tries += 1;
+                    tracing::info!(
+                        "the source still holds a replica connection with this server id; retrying"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                r => return r,
+            }
+        }
+    });
     let mut applier = Applier {
         tables: HashMap::new(),
     };
@@ -262,6 +293,8 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut gtid: Option<String> = None;
     let (mut transactions, mut rows, mut ddl) = (0u64, 0u64, 0u64);
     let mut in_tx = false;
+    let mut grouped = 0u32;
+    let mut group_started = Instant::now();
     while let Some(p) = rx.recv().await {
         match p.change {
             // The fake ROTATE at the start names the file we asked for, possibly with stray
@@ -304,6 +337,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                         &mut in_tx,
                     )
                     .await?;
+                    grouped = 0;
                     transactions += 1;
                 } else if !wanted {
                     tracing::debug!(schema = %db, "statement outside the replicated schemas skipped");
@@ -356,6 +390,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                         &mut in_tx,
                     )
                     .await?;
+                    grouped = 0;
                     ddl += 1;
                 }
             }
@@ -381,16 +416,24 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 if p.end_pos > 0 {
                     pos = p.end_pos;
                 }
-                commit(
-                    &mut tgt,
-                    &cfg.task_id,
-                    &file,
-                    pos,
-                    gtid.as_deref(),
-                    &mut in_tx,
-                )
-                .await?;
                 transactions += 1;
+                grouped += 1;
+                // Group source transactions into one target commit while more are already
+                // waiting; the checkpoint still moves only with the data it covers.
+                let more_waiting = !rx.is_empty();
+                if !more_waiting || grouped >= GROUP_MAX || group_started.elapsed() >= GROUP_TIME {
+                    commit(
+                        &mut tgt,
+                        &cfg.task_id,
+                        &file,
+                        pos,
+                        gtid.as_deref(),
+                        &mut in_tx,
+                    )
+                    .await?;
+                    grouped = 0;
+                    group_started = Instant::now();
+                }
             }
             _ => {}
         }
@@ -400,7 +443,20 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
         Err(e) => return Err(CatchupError::Transient(format!("binlog reader: {e}"))),
     }
     if in_tx {
-        let _ = tgt.query_drop("ROLLBACK").await;
+        if grouped > 0 {
+            // Whole source transactions still waiting for their group commit.
+            commit(
+                &mut tgt,
+                &cfg.task_id,
+                &file,
+                pos,
+                gtid.as_deref(),
+                &mut in_tx,
+            )
+            .await?;
+        } else {
+            let _ = tgt.query_drop("ROLLBACK").await;
+        }
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
     Ok(CatchupSummary {

@@ -43,6 +43,8 @@ pub enum SourceError {
     Decode(#[from] crate::binlog::BinlogError),
     #[error("the change consumer stopped")]
     Closed,
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Streams changes from `start` on `conn` (which becomes the replica connection), calling
@@ -84,6 +86,11 @@ pub async fn stream_to(
     };
     // MariaDB: ask for GTID events (ignored by MySQL, where the variable does not exist).
     conn.query_drop("SET @mariadb_slave_capability = 4")
+        .await
+        .map_err(err)?;
+    // Heartbeats every second while idle: the server notices a vanished replica (kill -9)
+    // soon, so a restart with the same server id is not refused for long.
+    conn.query_drop("SET @master_heartbeat_period = 1000000000")
         .await
         .map_err(err)?;
     let mut req = BinlogStreamRequest::new(start.server_id)
