@@ -3,6 +3,8 @@
 //! TRANSACTION_PAYLOAD (compressed transactions). mysql_common hands some of these back as
 //! unknown events; ferry parses them itself. Malformed bodies are errors, never panics.
 
+use crate::cursor::Cursor;
+
 /// A MySQL GTID event (types 33 and 34).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlGtid {
@@ -27,45 +29,6 @@ pub struct MariadbGtid {
     pub commit_id: Option<u64>,
 }
 
-struct Cur<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        Cur { b, at: 0 }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let s = self
-            .b
-            .get(self.at..self.at + n)
-            .ok_or_else(|| format!("needs {n} bytes at {} of {}", self.at, self.b.len()))?;
-        self.at += n;
-        Ok(s)
-    }
-    fn le(&mut self, n: usize) -> Result<u64, String> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .rev()
-            .fold(0u64, |a, x| (a << 8) | u64::from(*x)))
-    }
-    fn left(&self) -> usize {
-        self.b.len().saturating_sub(self.at)
-    }
-    /// MySQL's packed integer (`net_field_length`).
-    fn packed(&mut self) -> Result<u64, String> {
-        match self.le(1)? {
-            x @ 0..=250 => Ok(x),
-            252 => self.le(2),
-            253 => self.le(3),
-            254 => self.le(8),
-            x => Err(format!("bad packed integer prefix {x}")),
-        }
-    }
-}
-
 pub fn uuid_text(sid: &[u8]) -> String {
     let h = hex::encode(sid);
     if h.len() != 32 {
@@ -83,7 +46,7 @@ pub fn uuid_text(sid: &[u8]) -> String {
 
 impl MysqlGtid {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut c = Cur::new(body);
+        let mut c = Cursor::new(body);
         let flags = c.le(1)? as u8;
         let mut sid = [0u8; 16];
         sid.copy_from_slice(c.take(16)?);
@@ -111,7 +74,7 @@ impl MysqlGtid {
             g.immediate_commit_timestamp = Some(immediate);
             g.original_commit_timestamp = Some(if has_original { c.le(7)? } else { immediate });
             if c.left() > 0 {
-                g.transaction_length = Some(c.packed()?);
+                g.transaction_length = Some(c.lenenc()?);
             }
             if c.left() >= 4 {
                 let v = c.le(4)? as u32;
@@ -135,7 +98,7 @@ impl MysqlGtid {
 
 impl MariadbGtid {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut c = Cur::new(body);
+        let mut c = Cursor::new(body);
         let seq_no = c.le(8)?;
         let domain_id = c.le(4)? as u32;
         let flags = c.le(1)? as u8;
@@ -156,7 +119,7 @@ impl MariadbGtid {
 
 /// MariaDB GTID_LIST (type 163): the binlog state as `domain-server-seq,...`.
 pub fn mariadb_gtid_list(body: &[u8]) -> Result<String, String> {
-    let mut c = Cur::new(body);
+    let mut c = Cursor::new(body);
     let count = (c.le(4)? & 0x0fff_ffff) as usize;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
@@ -174,7 +137,7 @@ type TaggedIntervals = (String, Vec<(u64, u64)>);
 /// MySQL PREVIOUS_GTIDS (type 35), both the classic and the tagged (8.3+) encodings, as a
 /// GTID set text: `uuid:1-3:tag:1,uuid2:5`.
 pub fn previous_gtids(body: &[u8]) -> Result<String, String> {
-    let mut c = Cur::new(body);
+    let mut c = Cursor::new(body);
     let head = c.take(8)?;
     let tagged = head[7] == 1 && head[0] == 1;
     let n_sids = if tagged {
@@ -246,7 +209,7 @@ pub fn previous_gtids(body: &[u8]) -> Result<String, String> {
 /// ROTATE (type 4): the next file's position and name. The first, fake ROTATE of a stream may
 /// carry trailing bytes after the name (mysql_async issue 189): callers must not trust it blindly.
 pub fn rotate(body: &[u8]) -> Result<(u64, String), String> {
-    let mut c = Cur::new(body);
+    let mut c = Cursor::new(body);
     let pos = c.le(8)?;
     let name = c.take(c.left())?;
     Ok((pos, String::from_utf8_lossy(name).into_owned()))
@@ -254,7 +217,7 @@ pub fn rotate(body: &[u8]) -> Result<(u64, String), String> {
 
 /// QUERY (type 2): the default schema and the statement text.
 pub fn query(body: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let mut c = Cur::new(body);
+    let mut c = Cursor::new(body);
     let _thread = c.le(4)?;
     let _exec_time = c.le(4)?;
     let db_len = c.le(1)? as usize;
@@ -268,24 +231,24 @@ pub fn query(body: &[u8]) -> Result<(String, Vec<u8>), String> {
 
 /// XID (type 16).
 pub fn xid(body: &[u8]) -> Result<u64, String> {
-    Cur::new(body).le(8)
+    Cursor::new(body).le(8)
 }
 
 /// A TRANSACTION_PAYLOAD (type 40): the inner events' bytes, decompressed.
 pub fn transaction_payload(body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut c = Cur::new(body);
+    let mut c = Cursor::new(body);
     let (mut compression, mut size, mut uncompressed) = (None, None, None);
     loop {
-        let field = c.packed()?;
+        let field = c.lenenc()?;
         if field == 0 {
             break;
         }
-        let len = c.packed()? as usize;
-        let mut v = Cur::new(c.take(len)?);
+        let len = c.lenenc()? as usize;
+        let mut v = Cursor::new(c.take(len)?);
         match field {
-            1 => size = Some(v.packed()?),
-            2 => compression = Some(v.packed()?),
-            3 => uncompressed = Some(v.packed()?),
+            1 => size = Some(v.lenenc()?),
+            2 => compression = Some(v.lenenc()?),
+            3 => uncompressed = Some(v.lenenc()?),
             _ => {}
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod binlog;
+mod cursor;
 pub mod decode;
 pub mod events;
 pub mod json;

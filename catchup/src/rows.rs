@@ -4,6 +4,7 @@
 //! ferry decodes row images itself (mysql_common's decoding is wrong for some types). Every
 //! length is checked against the bytes present: a malformed event is an error, never a panic.
 
+use crate::cursor::Cursor;
 use crate::value;
 
 /// Column type codes (`enum_field_types`).
@@ -97,44 +98,6 @@ pub struct RowsEvent {
     pub rows: Vec<(Option<Image>, Option<Image>)>,
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let s = self
-            .b
-            .get(self.at..self.at + n)
-            .ok_or_else(|| format!("needs {n} bytes at {} of {}", self.at, self.b.len()))?;
-        self.at += n;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn le(&mut self, n: usize) -> Result<u64, String> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .rev()
-            .fold(0u64, |a, x| (a << 8) | u64::from(*x)))
-    }
-    fn lenenc(&mut self) -> Result<u64, String> {
-        match self.u8()? {
-            x @ 0..=250 => Ok(u64::from(x)),
-            252 => self.le(2),
-            253 => self.le(3),
-            254 => self.le(8),
-            x => Err(format!("bad length-encoded integer prefix {x}")),
-        }
-    }
-    fn rest(&self) -> &'a [u8] {
-        &self.b[self.at.min(self.b.len())..]
-    }
-}
-
 fn bit(bits: &[u8], i: usize) -> bool {
     bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
@@ -155,7 +118,7 @@ fn is_numeric(t: u8) -> bool {
 
 /// Parses a TABLE_MAP body (6-byte table ids).
 pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
-    let mut c = Cursor { b: body, at: 0 };
+    let mut c = Cursor::new(body);
     let table_id = c.le(6)?;
     let _flags = c.le(2)?;
     let n = c.u8()? as usize;
@@ -167,10 +130,7 @@ pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
     let count = c.lenenc()? as usize;
     let types = c.take(count)?.to_vec();
     let meta_len = c.lenenc()? as usize;
-    let mut m = Cursor {
-        b: c.take(meta_len)?,
-        at: 0,
-    };
+    let mut m = Cursor::new(c.take(meta_len)?);
     let mut columns = Vec::with_capacity(count);
     for &t in &types {
         let meta = match t {
@@ -221,7 +181,7 @@ pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
                 }
             }
             4 => {
-                let mut n = Cursor { b: v, at: 0 };
+                let mut n = Cursor::new(v);
                 for col in columns.iter_mut() {
                     let l = n.lenenc()? as usize;
                     col.name = Some(String::from_utf8_lossy(n.take(l)?).into_owned());
@@ -395,7 +355,7 @@ pub fn rows_table_id(body: &[u8]) -> Option<u64> {
 pub fn parse_rows(type_code: u8, body: &[u8], tm: &TableMap) -> Result<RowsEvent, String> {
     let (kind, version) = rows_kind(type_code)
         .ok_or_else(|| format!("event type {type_code} is not a ROWS event"))?;
-    let mut c = Cursor { b: body, at: 0 };
+    let mut c = Cursor::new(body);
     let table_id = c.le(6)?;
     let _flags = c.le(2)?;
     if version == 2 {

@@ -318,12 +318,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 });
                 let upper = text.to_ascii_uppercase();
                 if upper == "BEGIN" {
-                    if !in_tx {
-                        tgt.query_drop("START TRANSACTION")
-                            .await
-                            .map_err(db_err("START TRANSACTION"))?;
-                        in_tx = true;
-                    }
+                    begin(&mut tgt, &mut in_tx).await?;
                 } else if upper == "COMMIT" {
                     if p.end_pos > 0 {
                         pos = p.end_pos;
@@ -377,10 +372,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                     if p.end_pos > 0 {
                         pos = p.end_pos;
                     }
-                    tgt.query_drop("START TRANSACTION")
-                        .await
-                        .map_err(db_err("START TRANSACTION"))?;
-                    in_tx = true;
+                    // The DDL's own checkpoint (commit() opens the transaction).
                     commit(
                         &mut tgt,
                         &cfg.task_id,
@@ -398,12 +390,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 if cfg.schemas.as_ref().is_some_and(|s| !s.contains(&table.db)) {
                     continue;
                 }
-                if !in_tx {
-                    tgt.query_drop("START TRANSACTION")
-                        .await
-                        .map_err(db_err("START TRANSACTION"))?;
-                    in_tx = true;
-                }
+                begin(&mut tgt, &mut in_tx).await?;
                 let t = applier.table(&mut tgt, &table).await?;
                 for s in apply::statements(&event, &table, &t).map_err(CatchupError::Definite)? {
                     tgt.query_drop(&s)
@@ -471,6 +458,17 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     })
 }
 
+/// Opens a target transaction unless one is open.
+async fn begin(tgt: &mut Conn, in_tx: &mut bool) -> Result<(), CatchupError> {
+    if !*in_tx {
+        tgt.query_drop("START TRANSACTION")
+            .await
+            .map_err(db_err("START TRANSACTION"))?;
+        *in_tx = true;
+    }
+    Ok(())
+}
+
 async fn commit(
     tgt: &mut Conn,
     task: &str,
@@ -479,11 +477,7 @@ async fn commit(
     gtid: Option<&str>,
     in_tx: &mut bool,
 ) -> Result<(), CatchupError> {
-    if !*in_tx {
-        tgt.query_drop("START TRANSACTION")
-            .await
-            .map_err(db_err("START TRANSACTION"))?;
-    }
+    begin(tgt, in_tx).await?;
     tgt.exec_drop(
         "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v1` (task_id, file, pos, gtid, updated_at) VALUES (?, ?, ?, ?, NOW(6))",
         (task, file, pos, gtid),
