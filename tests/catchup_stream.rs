@@ -201,3 +201,102 @@ async fn streamed_changes_applied_in_safe_mode_converge() {
         assert_eq!(a, b, "CHECKSUM TABLE differs for {db}.{t}");
     }
 }
+
+/// MariaDB `log_bin_compress=ON`: compressed QUERY and ROWS events are decoded, never
+/// skipped (a private server pair: the setting is global).
+#[tokio::test]
+async fn mariadb_compressed_events_are_decoded() {
+    let state = tempfile::tempdir().unwrap();
+    let script = repo_root().join("scripts/servers.sh");
+    let ok = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["start", "--dir"])
+        .arg(state.path())
+        .args(["--owner-pid", &std::process::id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let env = std::fs::read_to_string(state.path().join("env")).unwrap();
+    let url = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export FERRY_TEST_SOURCE_URL="))
+        .unwrap()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_string();
+    let mut src = connect(&url).await;
+    exec(
+        &mut src,
+        "SET GLOBAL log_bin_compress = ON, GLOBAL log_bin_compress_min_len = 10",
+    )
+    .await;
+    let mut s2 = connect(&url).await; // a session that sees the new global values
+    let (file, pos): (String, u64) = {
+        let row: mysql_async::Row = s2.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+        (row.get(0).unwrap(), row.get(1).unwrap())
+    };
+    exec(&mut s2, "CREATE DATABASE zc").await;
+    exec(&mut s2, "CREATE TABLE zc.t (id INT PRIMARY KEY, s TEXT) COMMENT 'a long enough comment to be compressed'").await;
+    exec(
+        &mut s2,
+        "INSERT INTO zc.t SELECT seq, REPEAT(CONCAT('row', seq), 40) FROM zc.seq_1_to_50",
+    )
+    .await;
+    exec(
+        &mut s2,
+        "UPDATE zc.t SET s = REPEAT('u', 300) WHERE id <= 10",
+    )
+    .await;
+    exec(&mut s2, "DELETE FROM zc.t WHERE id > 45").await;
+    let kinds: Vec<String> = s2
+        .query_map(
+            format!("SHOW BINLOG EVENTS IN '{file}' FROM {pos}"),
+            |r: mysql_async::Row| r.get::<String, _>(2).unwrap_or_default(),
+        )
+        .await
+        .unwrap();
+    let start = StreamStart {
+        file,
+        pos,
+        server_id: 4_000_002_000 - std::process::id() % 1000,
+        non_blocking: true,
+    };
+    let mut rows = (0, 0, 0);
+    let mut ddl = Vec::new();
+    let mut last_s = None;
+    stream(connect(&url).await, &start, |p| {
+        match p.change {
+            Change::Rows { table, event } if table.db == "zc" => {
+                let n = event.rows.len();
+                match event.kind {
+                    RowsKind::Write => rows.0 += n,
+                    RowsKind::Update => {
+                        rows.1 += n;
+                        last_s = event.rows[0].1.as_ref().unwrap()[1].clone();
+                    }
+                    RowsKind::Delete => rows.2 += n,
+                }
+            }
+            Change::Query { sql, .. } => ddl.push(String::from_utf8_lossy(&sql).into_owned()),
+            _ => {}
+        }
+        true
+    })
+    .await
+    .unwrap();
+    let _ = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["stop", "--dir"])
+        .arg(state.path())
+        .status();
+    assert!(
+        kinds.iter().any(|k| k.contains("compressed")),
+        "events were compressed: {kinds:?}"
+    );
+    assert_eq!(rows, (50, 10, 5));
+    assert_eq!(last_s, Some(Cell::Bytes(vec![b'u'; 300])));
+    assert!(
+        ddl.iter().any(|q| q.contains("a long enough comment")),
+        "{ddl:?}"
+    );
+}

@@ -87,8 +87,8 @@ impl Decoder {
                     artificial: h.flags & 0x20 != 0,
                 });
             }
-            2 => {
-                let (db, sql) = events::query(body).map_err(bad)?;
+            2 | 165 => {
+                let (db, sql) = events::query_any(h.type_code, body).map_err(bad)?;
                 out.push(Change::Query { db, sql });
             }
             16 => out.push(Change::Commit {

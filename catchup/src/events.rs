@@ -215,6 +215,15 @@ pub fn rotate(body: &[u8]) -> Result<(u64, String), String> {
     Ok((pos, String::from_utf8_lossy(name).into_owned()))
 }
 
+/// QUERY (type 2) and MariaDB's QUERY_COMPRESSED (165): the default schema and the text.
+pub fn query_any(type_code: u8, body: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let (db, sql) = query(body)?;
+    if type_code == 165 {
+        return Ok((db, crate::rows::mariadb_uncompress(&sql)?));
+    }
+    Ok((db, sql))
+}
+
 /// QUERY (type 2): the default schema and the statement text.
 pub fn query(body: &[u8]) -> Result<(String, Vec<u8>), String> {
     let mut c = Cursor::new(body);

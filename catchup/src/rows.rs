@@ -335,14 +335,50 @@ fn read_image(c: &mut Cursor<'_>, tm: &TableMap, present: &[u8]) -> Result<Image
 /// The kind and version of a ROWS event type code, if it is one ferry decodes.
 pub fn rows_kind(type_code: u8) -> Option<(RowsKind, u8)> {
     Some(match type_code {
-        23 => (RowsKind::Write, 1),
-        24 => (RowsKind::Update, 1),
-        25 => (RowsKind::Delete, 1),
-        30 => (RowsKind::Write, 2),
-        31 => (RowsKind::Update, 2),
-        32 => (RowsKind::Delete, 2),
+        23 | 166 => (RowsKind::Write, 1),
+        24 | 167 => (RowsKind::Update, 1),
+        25 | 168 => (RowsKind::Delete, 1),
+        30 | 169 => (RowsKind::Write, 2),
+        31 | 170 => (RowsKind::Update, 2),
+        32 | 171 => (RowsKind::Delete, 2),
         _ => return None,
     })
+}
+
+/// MariaDB compressed events (`log_bin_compress=ON`, types 165-171).
+pub fn is_compressed(type_code: u8) -> bool {
+    (165..=171).contains(&type_code)
+}
+
+/// Decompresses MariaDB's compressed event data: a header byte `0x80 | alg << 4 | n`, the
+/// uncompressed length in `n` big-endian bytes, then the zlib stream.
+pub fn mariadb_uncompress(b: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let head = *b.first().ok_or("empty compressed data")?;
+    if head & 0x80 == 0 {
+        return Err(format!(
+            "compressed data starts with {head:#x}, not a compression header"
+        ));
+    }
+    let alg = (head & 0x70) >> 4;
+    if alg != 0 {
+        return Err(format!("unknown compression algorithm {alg}"));
+    }
+    let n = (head & 0x07) as usize;
+    let len_bytes = b.get(1..1 + n).ok_or("compressed length cut short")?;
+    let len = len_bytes.iter().fold(0usize, |a, x| (a << 8) | *x as usize);
+    let mut out = Vec::with_capacity(len.min(1 << 30));
+    flate2::read::ZlibDecoder::new(&b[1 + n..])
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("zlib: {e}"))?;
+    if out.len() != len {
+        return Err(format!(
+            "decompressed {} bytes, the header says {len}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// The table id a ROWS event refers to.
@@ -377,6 +413,12 @@ pub fn parse_rows(type_code: u8, body: &[u8], tm: &TableMap) -> Result<RowsEvent
     } else {
         present.clone()
     };
+    // MariaDB compressed events: the row data after the bitmaps is compressed.
+    let unpacked;
+    if is_compressed(type_code) {
+        unpacked = mariadb_uncompress(c.rest())?;
+        c = Cursor::new(&unpacked);
+    }
     let mut rows = Vec::new();
     while !c.rest().is_empty() {
         let row = match kind {
