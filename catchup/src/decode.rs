@@ -128,6 +128,13 @@ impl Decoder {
                 let event = rows::parse_rows(t, body, &table).map_err(bad)?;
                 out.push(Change::Rows { table, event });
             }
+            // Row changes ferry cannot decode yet must stop catch-up, never be skipped.
+            39 => {
+                return Err(bad(
+                    "JSON partial updates (binlog_row_value_options=PARTIAL_JSON) are not supported yet: set binlog_row_value_options='' on the source".into(),
+                ))
+            }
+            20..=22 => return Err(bad("pre-GA row events (MySQL 5.1.0-5.1.15) are not supported".into())),
             t => out.push(Change::Other(binlog::type_name(t))),
         }
         Ok(())
@@ -190,7 +197,15 @@ mod tests {
         for entry in summary.as_array().unwrap() {
             let file = entry["file"].as_str().unwrap();
             let data = std::fs::read(dir().join("rust_mysql_common").join(file)).unwrap();
-            let changes = decode_file(&data).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let changes = match decode_file(&data) {
+                Ok(c) => c,
+                // JSON partial updates stop decoding with a clear error (not supported yet).
+                Err(e) if file == "json.binlog.000001" => {
+                    assert!(e.to_string().contains("PARTIAL_JSON"), "{e}");
+                    continue;
+                }
+                Err(e) => panic!("{file}: {e}"),
+            };
             let rows: usize = changes
                 .iter()
                 .map(|c| match c {
