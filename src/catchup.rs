@@ -97,8 +97,16 @@ fn print_summary(s: &CatchupSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => println!("{}", serde_json::to_string(s).unwrap_or_default()),
         OutputMode::Text => println!(
-            "catchup stopped at {} (from {}): {} transactions, {} rows, {} DDL in {:.1}s — {:.0} rows/s",
-            s.stopped_at, s.started_at, s.transactions, s.rows, s.ddl, s.elapsed_secs, s.rows_per_sec
+            "catchup stopped at {} (from {}): {} transactions, {} rows, {} DDL in {:.1}s — {:.0} rows/s; lag {} s, {} bytes behind",
+            s.stopped_at,
+            s.started_at,
+            s.transactions,
+            s.rows,
+            s.ddl,
+            s.elapsed_secs,
+            s.rows_per_sec,
+            s.lag_seconds,
+            s.bytes_behind.map_or("?".to_string(), |b| b.to_string())
         ),
     }
 }

@@ -42,6 +42,10 @@ pub struct CatchupSummary {
     pub ddl: u64,
     pub elapsed_secs: f64,
     pub rows_per_sec: f64,
+    /// Lag when catch-up stopped: seconds behind the source's clock and bytes behind its
+    /// binlog end (0 and 0 at `--until caught-up`).
+    pub lag_seconds: u64,
+    pub bytes_behind: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,7 +250,6 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     precheck(&mut src, &start).await?;
     tracing::info!(start = %start, "precheck passed; streaming");
     let stream_conn = connect(&cfg.source).await?;
-    drop(src);
 
     // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Positioned>(1024);
@@ -295,7 +298,29 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut in_tx = false;
     let mut grouped = 0u32;
     let mut group_started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut reported_rows = 0u64;
+    let mut last_event_ts = 0u32;
+    let mut lag = (0u64, None::<u64>);
     while let Some(p) = rx.recv().await {
+        if p.timestamp > 0 {
+            last_event_ts = p.timestamp;
+        }
+        if last_report.elapsed() >= REPORT_EVERY {
+            lag = measure_lag(&mut src, &file, pos, last_event_ts, rx.is_empty()).await;
+            let secs = last_report.elapsed().as_secs_f64();
+            tracing::info!(
+                position = %format!("{file}:{pos}"),
+                transactions,
+                rows,
+                rows_per_sec = ((rows - reported_rows) as f64 / secs) as u64,
+                lag_seconds = lag.0,
+                bytes_behind = lag.1.map_or("?".to_string(), |b| b.to_string()),
+                "catchup progress"
+            );
+            reported_rows = rows;
+            last_report = Instant::now();
+        }
         match p.change {
             // The fake ROTATE at the start names the file we asked for, possibly with stray
             // bytes: only real ROTATE events move the position to another file.
@@ -445,6 +470,9 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             let _ = tgt.query_drop("ROLLBACK").await;
         }
     }
+    if cfg.until_caught_up {
+        lag = measure_lag(&mut src, &file, pos, last_event_ts, true).await;
+    }
     let secs = started.elapsed().as_secs_f64().max(0.001);
     Ok(CatchupSummary {
         task_id: cfg.task_id,
@@ -455,7 +483,39 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
         ddl,
         elapsed_secs: secs,
         rows_per_sec: rows as f64 / secs,
+        lag_seconds: lag.0,
+        bytes_behind: lag.1,
     })
+}
+
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Seconds behind (source clock now minus the last applied event's time; 0 when nothing is
+/// waiting) and bytes behind the source's binlog end (when in the same file).
+async fn measure_lag(
+    src: &mut Conn,
+    file: &str,
+    pos: u64,
+    last_event_ts: u32,
+    idle: bool,
+) -> (u64, Option<u64>) {
+    let status: Option<mysql_async::Row> =
+        src.query_first("SHOW MASTER STATUS").await.ok().flatten();
+    let now: Option<u64> = src
+        .query_first("SELECT UNIX_TIMESTAMP()")
+        .await
+        .ok()
+        .flatten();
+    let bytes = status.and_then(|r| {
+        let f: String = r.get(0)?;
+        let p: u64 = r.get(1)?;
+        (f == file).then(|| p.saturating_sub(pos))
+    });
+    let secs = match (idle && bytes.is_none_or(|b| b == 0), now) {
+        (true, _) | (_, None) => 0,
+        (false, Some(n)) => n.saturating_sub(u64::from(last_event_ts)),
+    };
+    (secs, bytes)
 }
 
 /// Opens a target transaction unless one is open.

@@ -28,6 +28,8 @@ pub struct Positioned {
     pub change: Change,
     /// `log_pos` of the carrying event (0 inside compressed transactions).
     pub end_pos: u64,
+    /// The carrying event's timestamp (seconds since the epoch, source clock).
+    pub timestamp: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +126,7 @@ pub async fn stream_to(
             let p = Positioned {
                 change,
                 end_pos: u64::from(header.log_pos),
+                timestamp: header.timestamp,
             };
             if tx.send(p).await.is_err() {
                 let _ = events.close().await;
