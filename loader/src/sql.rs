@@ -16,7 +16,10 @@ pub enum Value<'a> {
     Number(&'a [u8]),
     /// A single-quoted string's body, still escaped; its escapes mean the same to `LOAD DATA`.
     Plain(&'a [u8]),
-    /// The bytes of a literal that had to be decoded (hex, bits, other escapes, introducers).
+    /// A quoted string that had to be decoded (other escapes, doubled quotes): text, checked
+    /// under utf8mb4 like `Plain`.
+    Text(Vec<u8>),
+    /// The bytes of a non-text literal (hex, bits, charset introducers).
     Bytes(Vec<u8>),
 }
 
@@ -433,7 +436,7 @@ fn read_string(
             let v = if plain && q == b'\'' && memchr::memchr(b'\\', body).is_none() {
                 Value::Plain(body)
             } else {
-                Value::Bytes(undouble(body, q))
+                Value::Text(undouble(body, q))
             };
             return Ok((v, p + 1));
         }
@@ -461,7 +464,7 @@ fn read_string(
             let v = if plain && (q == b'\'' || memchr::memchr(b'\'', body).is_none()) {
                 Value::Plain(body)
             } else {
-                Value::Bytes(unescape(body, q))
+                Value::Text(unescape(body, q))
             };
             return Ok((v, p + 1));
         }
@@ -516,7 +519,7 @@ pub fn unescape(body: &[u8], q: u8) -> Vec<u8> {
 pub fn value_bytes(v: &Value<'_>) -> Vec<u8> {
     match v {
         Value::Plain(b) => unescape(b, b'\''),
-        Value::Bytes(b) => b.clone(),
+        Value::Bytes(b) | Value::Text(b) => b.clone(),
         Value::Number(n) => n.to_vec(),
         Value::Null => Vec::new(),
     }
@@ -575,12 +578,12 @@ mod tests {
         assert_eq!(r[0][5], Value::Bytes(b"C".to_vec()));
         assert_eq!(r[0][6], Value::Bytes(vec![5]));
         assert_eq!(r[0][7], Value::Bytes(b"z".to_vec()));
-        assert_eq!(r[0][8], Value::Bytes(b"d\\%".to_vec()));
-        assert_eq!(r[1][1], Value::Bytes(b"N".to_vec()));
+        assert_eq!(r[0][8], Value::Text(b"d\\%".to_vec()));
+        assert_eq!(r[1][1], Value::Text(b"N".to_vec()));
         let r = rows(b"INSERT INTO t VALUES (\"a\\\"b\",\"it's\",\"x\"\"y\")").unwrap();
         assert_eq!(r[0][0], Value::Plain(b"a\\\"b"));
-        assert_eq!(r[0][1], Value::Bytes(b"it's".to_vec()));
-        assert_eq!(r[0][2], Value::Bytes(b"x\"y".to_vec()));
+        assert_eq!(r[0][1], Value::Text(b"it's".to_vec()));
+        assert_eq!(r[0][2], Value::Text(b"x\"y".to_vec()));
     }
 
     #[test]

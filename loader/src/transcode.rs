@@ -270,10 +270,8 @@ pub fn sql_chunk(
                     _ => None,
                 };
                 let mut stmt_rows = 0u64;
-                let result = if !verb_ok || ins.columns.as_ref().is_some_and(|c| c.is_empty()) {
-                    Err(ParseError::Unsupported(
-                        "REPLACE/IGNORE or an empty column list".into(),
-                    ))
+                let result = if ins.columns.as_ref().is_some_and(|c| c.is_empty()) {
+                    Err(ParseError::Unsupported("an empty column list".into()))
                 } else {
                     sql::for_each_tuple(
                         stmt,
@@ -295,7 +293,12 @@ pub fn sql_chunk(
                             }
                             if opts.validate_utf8 {
                                 for v in vals {
-                                    if let Value::Plain(s) = v {
+                                    let text = match v {
+                                        Value::Plain(s) => Some(&s[..]),
+                                        Value::Text(t) => Some(&t[..]),
+                                        _ => None,
+                                    };
+                                    if let Some(s) = text {
                                         if let Err(e) = std::str::from_utf8(s) {
                                             return Err(ParseError::Syntax {
                                             offset: span.0,
@@ -306,6 +309,10 @@ pub fn sql_chunk(
                                 }
                             }
                             stmt_rows += 1;
+                            if !verb_ok {
+                                // Checked row by row; the statement itself runs as it is.
+                                return Ok(());
+                            }
                             if opts.method == Method::Insert {
                                 b.insert_row(shape, &columns, &stmt[span.0..span.1]);
                                 return Ok(());
@@ -327,7 +334,9 @@ pub fn sql_chunk(
                                         out.extend_from_slice(s);
                                         out.push(b'\'');
                                     }
-                                    Value::Bytes(bytes) => push_load_bytes(out, bytes),
+                                    Value::Bytes(bytes) | Value::Text(bytes) => {
+                                        push_load_bytes(out, bytes)
+                                    }
                                 }
                             }
                             out.push(b'\n');
@@ -335,6 +344,11 @@ pub fn sql_chunk(
                             Ok(())
                         },
                     )
+                };
+                let result = match result {
+                    // REPLACE / INSERT IGNORE keep their own conflict handling.
+                    Ok(()) if !verb_ok => Err(ParseError::Unsupported("REPLACE/IGNORE".into())),
+                    r => r,
                 };
                 match result {
                     Ok(()) => total_rows += stmt_rows,
