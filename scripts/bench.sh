@@ -11,11 +11,14 @@
 # the same warm dataset; print the median of the runs of each, MB/s, peak
 # RSS, output sizes and ratios, then one `BENCH_DUMP_JSON {...}` line.
 #
-# load: from dumps of the same dataset made once, time `ferry load` (and with
+# load: from dumps of the same dataset made once (untimed: ferry dump,
+# mydumper, mariadb-dump, INTO OUTFILE chunk files), time `ferry load` (its
+# default, which defers secondary indexes; with --defer-indexes false; with
 # --disable-binlog), myloader (same threads), `mariadb < dump.sql`, and the
 # server's own ingest ceiling (THREADS sessions of server-side LOAD DATA
-# INFILE of the same rows in chunk files), each into an emptied target; check
-# the row count after each; print medians, ratios and `BENCH_LOAD_JSON {...}`.
+# INFILE of the chunk files, no client data transfer), each into an emptied
+# target; check the target's row count after each; print medians, MB/s, peak
+# RSS, ratios with their goals, then one `BENCH_LOAD_JSON {...}` line.
 #
 # Options (both):
 #   --tables N           sysbench tables (default 8)
@@ -327,21 +330,28 @@ cmd_dump() {
 }
 
 # ==================================================================== load
-LOAD_TOOLS=(ferry ferry_nobinlog myloader mariadb_client ceiling)
+# `ferry load` defers secondary indexes by default (--defer-indexes true);
+# ferry_nodefer creates them with the table, for the defer-vs-not ratio.
+LOAD_TOOLS=(ferry ferry_nodefer ferry_nobinlog myloader mariadb_client ceiling)
 declare -A LLABEL=(
     [ferry]="ferry load"
+    [ferry_nodefer]="ferry load --defer-indexes false"
     [ferry_nobinlog]="ferry load --disable-binlog"
     [myloader]="myloader"
     [mariadb_client]="mariadb < dump.sql"
-    [ceiling]="ceiling: LOAD DATA INFILE"
+    [ceiling]="server LOAD DATA INFILE (ceiling)"
 )
+FERRY_LOAD_TOOLS=(ferry ferry_nodefer ferry_nobinlog)
+declare -A FERRY_METHOD=()
 
-# reset_target: an empty target (no sbtest, no checkpoints), its dirty pages written.
+# reset_target: an empty target (no sbtest, no checkpoints, no binlog files
+# from the last run), its dirty pages written.
 reset_target() {
-    tgt_sql -e "DROP DATABASE IF EXISTS \`$DB\`; DROP DATABASE IF EXISTS ferry_meta"
+    tgt_sql -e "DROP DATABASE IF EXISTS \`$DB\`; DROP DATABASE IF EXISTS ferry_meta; RESET MASTER"
     settle_innodb tgt_sql >/dev/null 2>&1
 }
 
+# Rows in sbtest1..TABLES on the target (fails if a table is missing).
 target_rows() {
     local k sql="SELECT 0"
     for ((k = 1; k <= TABLES; k++)); do
@@ -350,73 +360,99 @@ target_rows() {
     tgt_sql -Nse "$sql"
 }
 
+# load_<tool> LOG: one timed load into the emptied target; sets RUN_SECS/RUN_RSS_KB.
 load_ferry_common() {
     local logf="$1"; shift
     run_timed "$logf" "$logf.stdout" "$FERRY_BIN" load --from "$DUMPS/ferry" \
         --target "$FERRY_TEST_TARGET_URL" --threads "$THREADS" --progress off --output json "$@"
 }
 load_ferry() { load_ferry_common "$1"; }
+load_ferry_nodefer() { load_ferry_common "$1" --defer-indexes false; }
 load_ferry_nobinlog() { load_ferry_common "$1" --disable-binlog; }
 
+# myloader 0.10 turns the binlog off for its sessions unless -e is given.
 load_myloader() {
     run_timed "$1" "$1.stdout" myloader -d "$DUMPS/mydumper" -t "$THREADS" -h 127.0.0.1 \
         -P "$FERRY_TEST_TARGET_PORT" -u root -o
 }
 
+# One client session replaying the single-file dump (it carries CREATE DATABASE and USE).
 load_mariadb_client() {
-    local logf="$1" rc=0 t0
-    : >"$logf"
-    t0=$(now)
-    tgt_sql <"$DUMPS/dump.sql" >/dev/null 2>>"$logf" || rc=$?
-    RUN_SECS=$(elapsed "$t0")
-    RUN_RSS_KB=""
-    return "$rc"
+    run_timed "$1" "$1.stdout" mariadb --no-defaults -h127.0.0.1 -P"$FERRY_TEST_TARGET_PORT" \
+        -uroot <"$DUMPS/dump.sql"
 }
 
-# The server's own ingest speed with no client: THREADS sessions each running
-# LOAD DATA INFILE (the server reads the files) of chunk files dealt round-robin,
-# one transaction per chunk, with the loader session settings.
+# The server's own ingest speed with no client data transfer: the schema is
+# created first (untimed), then THREADS sessions run server-side LOAD DATA
+# INFILE of the INTO OUTFILE chunk files, with a loader's session settings and
+# one transaction per chunk. The files, in table order, are split into THREADS
+# contiguous blocks, so with TABLES >= THREADS each session loads whole tables
+# (no two sessions on one table) and with fewer tables they share them by key
+# range. Timed from the first session's start to the last one's end.
 load_ceiling() {
-    local logf="$1" s k f t0 rc=0 pids=() sql
+    local logf="$1" s i n t0 rc=0 pids=() sql files=() f
     : >"$logf"
-    tgt_sql -e "CREATE DATABASE \`$DB\`"
-    tgt_sql "$DB" <"$DUMPS/schema.sql" 2>>"$logf"
+    RUN_SECS="" RUN_RSS_KB=""
+    { tgt_sql -e "CREATE DATABASE \`$DB\`" && tgt_sql "$DB" <"$DUMPS/schema.sql"; } 2>>"$logf" || return 1
+    files=("$DUMPS"/tsv/*.tsv)
+    n=${#files[@]}
     t0=$(now)
-    for ((s = 0; s < THREADS; s++)); do
+    for ((s = 0; s < THREADS && s < n; s++)); do
         sql="SET SESSION foreign_key_checks = 0, unique_checks = 0;"
-        k=0
-        for f in "$DUMPS"/tsv/*.tsv; do
-            if ((k % THREADS == s)); then
-                sql+="START TRANSACTION; LOAD DATA INFILE '$f' INTO TABLE \`$DB\`.$(basename "$f" | cut -d. -f1); COMMIT;"
-            fi
-            k=$((k + 1))
+        for ((i = s * n / THREADS; i < (s + 1) * n / THREADS; i++)); do
+            f=${files[i]}
+            sql+="START TRANSACTION; LOAD DATA INFILE '$f' INTO TABLE \`$DB\`.\`$(basename -- "$f" | cut -d. -f1)\`; COMMIT;"
         done
         tgt_sql -e "$sql" 2>>"$logf" &
         pids+=($!)
     done
     for s in "${pids[@]}"; do wait "$s" || rc=$?; done
     RUN_SECS=$(elapsed "$t0")
-    RUN_RSS_KB=""
     return "$rc"
 }
 
-# The dumps every tool loads, made once (untimed).
+# load_failed TOOL RUN LOG WHY: record a failed tool and show its log tail.
+load_failed() {
+    local tool="$1" run="$2" logf="$3"
+    FAILED[$tool]="$4; log $logf"
+    log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]}):"
+    tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
+    BENCH_KEEP=1
+}
+
+# The dumps every tool loads, made once (untimed), in $DUMPS. A failed ferry
+# dump or mydumper fails only the tools that load it (DUMP_FAILED[tool]).
+declare -A DUMP_FAILED=()
+dump_failed() {
+    log "$1 FAILED; log $2:"
+    tail -n 20 -- "$2" | sed 's/^/    /' >&2 || true
+    BENCH_KEEP=1
+}
 make_dumps() {
-    local k c lo hi
+    local k c lo hi lines tool logf
     DUMPS="$BENCH_WORK/dumps"
     mkdir -p -- "$DUMPS/tsv"
+    # The target server reads these files (same user in the sandbox, but be sure).
     chmod 777 -- "$DUMPS/tsv"
-    log "dumps for the loaders: ferry, mydumper, mariadb-dump, INTO OUTFILE chunks"
-    "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" --to "$DUMPS/ferry" -B "$DB" \
-        --threads "$THREADS" --rows "$CHUNK_ROWS" --progress off >"$BENCH_LOG_DIR/dump-ferry.log" 2>&1 \
-        || die "ferry dump failed (see $BENCH_LOG_DIR/dump-ferry.log)"
-    mydumper -h 127.0.0.1 -P "$FERRY_TEST_SOURCE_PORT" -u root -B "$DB" -t "$THREADS" \
-        -r "$CHUNK_ROWS" -o "$DUMPS/mydumper" >"$BENCH_LOG_DIR/dump-mydumper.log" 2>&1 \
-        || die "mydumper failed"
+    log "dumps for the loaders (untimed): ferry, mydumper, mariadb-dump, INTO OUTFILE chunks"
+    logf="$BENCH_LOG_DIR/dump-ferry.log"
+    if ! "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" --to "$DUMPS/ferry" -B "$DB" \
+        --threads "$THREADS" --rows "$CHUNK_ROWS" --progress off >"$logf" 2>&1; then
+        for tool in "${FERRY_LOAD_TOOLS[@]}"; do DUMP_FAILED[$tool]="ferry dump failed; log $logf"; done
+        dump_failed "ferry dump" "$logf"
+    fi
+    logf="$BENCH_LOG_DIR/dump-mydumper.log"
+    if ! mydumper -h 127.0.0.1 -P "$FERRY_TEST_SOURCE_PORT" -u root -B "$DB" -t "$THREADS" \
+        -r "$CHUNK_ROWS" -o "$DUMPS/mydumper" >"$logf" 2>&1; then
+        DUMP_FAILED[myloader]="mydumper failed; log $logf"
+        dump_failed mydumper "$logf"
+    fi
+    # --databases: the file creates and selects the database itself.
     mariadb-dump --no-defaults -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot \
         --single-transaction --quick --databases "$DB" >"$DUMPS/dump.sql" || die "mariadb-dump failed"
     mariadb-dump --no-defaults -h127.0.0.1 -P"$FERRY_TEST_SOURCE_PORT" -uroot --no-data "$DB" \
         >"$DUMPS/schema.sql" || die "mariadb-dump --no-data failed"
+    # The ceiling's input: the same chunks of rows, as tab-separated files.
     for ((k = 1; k <= TABLES; k++)); do
         for ((c = 0; c * CHUNK_ROWS < ROWS; c++)); do
             lo=$((c * CHUNK_ROWS)) hi=$(((c + 1) * CHUNK_ROWS))
@@ -424,104 +460,137 @@ make_dumps() {
                         FROM \`$DB\`.sbtest$k WHERE id > $lo AND id <= $hi"
         done
     done
+    lines=$(cat -- "$DUMPS"/tsv/*.tsv | wc -l)
+    ((lines == TABLES * ROWS)) || die "INTO OUTFILE wrote $lines rows, expected $((TABLES * ROWS))"
 }
 
 cmd_load() {
     parse_opts load "$@"
+
+    # 1. tools and ferry
     need_pkg sysbench sysbench
     need_pkg mydumper mydumper
+    need_pkg myloader mydumper
     need_pkg mariadb-dump mariadb-client
     need_pkg mariadb mariadb-client
     ensure_gnu_time
     build_ferry
 
+    # 2. servers, dataset and the dumps (made once)
     setup_work "$BENCH_PARENT"
     start_servers "$BENCH_WORK/servers"
     prepare_sysbench "$DB" "$TABLES" "$ROWS"
     make_dumps
-    local base
-    base=$(bytes_of "$DUMPS/ferry")
+    local base base_name tool
+    if [[ -z "${DUMP_FAILED[ferry]:-}" ]]; then
+        base=$(bytes_of "$DUMPS/ferry") base_name="ferry's uncompressed SQL dump"
+    else
+        base=$(bytes_of "$DUMPS/tsv") base_name="the INTO OUTFILE files (ferry dump failed)"
+    fi
+    for tool in "${!DUMP_FAILED[@]}"; do FAILED[$tool]="${DUMP_FAILED[$tool]}"; done
 
     # Untimed warm-up: the first load into a fresh server grows its tablespaces and logs.
-    log "warm-up: one untimed load"
+    log "warm-up: one untimed load (the ceiling's)"
     reset_target
-    load_ceiling "$BENCH_LOG_DIR/load-warmup.log" || die "warm-up load failed"
+    if ! load_ceiling "$BENCH_LOG_DIR/load-warmup.log"; then
+        tail -n 20 -- "$BENCH_LOG_DIR/load-warmup.log" | sed 's/^/    /' >&2 || true
+        BENCH_KEEP=1
+        die "warm-up load (LOAD DATA INFILE) failed; log $BENCH_LOG_DIR/load-warmup.log"
+    fi
 
-    local run tool logf got
+    # 3. measure; tools interleaved run by run so drift hits all alike
+    local run logf got rc
     for ((run = 1; run <= RUNS; run++)); do
         for tool in "${LOAD_TOOLS[@]}"; do
             [[ -z "${FAILED[$tool]:-}" ]] || continue
             logf="$BENCH_LOG_DIR/load-$tool.run$run.log"
             reset_target
-            if "load_$tool" "$logf"; then
-                got=$(target_rows)
-                if ((got != TABLES * ROWS)); then
-                    FAILED[$tool]="loaded $got rows, expected $((TABLES * ROWS)); log $logf"
-                    log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]})"
-                    continue
-                fi
-                TIMES[$tool]+="$RUN_SECS "
-                [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
-                log "run $run/$RUNS ${LLABEL[$tool]}: ${RUN_SECS}s"
-            else
-                FAILED[$tool]="exit status $? after ${RUN_SECS}s; log $logf"
-                log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]}):"
-                tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
-                BENCH_KEEP=1
+            sync
+            rc=0
+            "load_$tool" "$logf" || rc=$?
+            if ((rc != 0)); then
+                load_failed "$tool" "$run" "$logf" "exit status $rc after ${RUN_SECS:-?}s"
+                continue
             fi
+            got=$(target_rows 2>>"$logf") || got=""
+            if [[ "$got" != "$((TABLES * ROWS))" ]]; then
+                load_failed "$tool" "$run" "$logf" \
+                    "exit status 0 but the target holds ${got:-?} rows, expected $((TABLES * ROWS))"
+                continue
+            fi
+            if [[ " ${FERRY_LOAD_TOOLS[*]} " == *" $tool "* && -z "${FERRY_METHOD[$tool]:-}" ]]; then
+                FERRY_METHOD[$tool]=$(sed -n 's/.*"method":"\([^"]*\)".*/\1/p' -- "$logf.stdout" | head -n 1)
+            fi
+            TIMES[$tool]+="$RUN_SECS "
+            [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+            log "run $run/$RUNS ${LLABEL[$tool]}: ${RUN_SECS}s"
         done
     done
 
+    # 4. report
     local rss_kb t
     for tool in "${LOAD_TOOLS[@]}"; do
         [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086  # word-splitting the list of times
         MED[$tool]=$(median ${TIMES[$tool]})
     done
     echo
     echo "load benchmark: $TABLES tables x $ROWS rows (sysbench oltp, db $DB), threads $THREADS," \
         "chunk rows $CHUNK_ROWS, median of $RUNS run(s); the target writes a binlog"
-    echo "dataset base for MB/s: $(mb "$base") = ferry's uncompressed SQL dump (MB = 10^6 bytes)"
-    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
+    echo "dataset base for MB/s: $(mb "$base") = $base_name (MB = 10^6 bytes)"
+    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?')), load method" \
+        "(from its JSON summary): ${FERRY_METHOD[ferry]:-?}"
     echo
-    printf '%-30s %9s %8s %11s  %s\n' tool "median s" "MB/s" "peak RSS" "runs (s)"
+    printf '%-34s %9s %8s %11s  %s\n' tool "median s" "MB/s" "peak RSS" "runs (s)"
     for tool in "${LOAD_TOOLS[@]}"; do
         if [[ -n "${FAILED[$tool]:-}" ]]; then
-            printf '%-30s FAILED: %s\n' "${LLABEL[$tool]}" "${FAILED[$tool]}"
+            printf '%-34s FAILED: %s\n' "${LLABEL[$tool]}" "${FAILED[$tool]}"
             continue
         fi
         rss_kb=""
         # shellcheck disable=SC2086
         [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
-        printf '%-30s %9s %8s %11s  %s\n' "${LLABEL[$tool]}" "${MED[$tool]}" \
+        printf '%-34s %9s %8s %11s  %s\n' "${LLABEL[$tool]}" "${MED[$tool]}" \
             "$(mbps "$base" "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
     done
-    echo "(myloader turns the binlog off by default: compare it with ferry --disable-binlog too)"
+    echo "(peak RSS: max over the runs of the client process; '-' for the ceiling, whose work is in the server)"
+    echo "(ferry load defers secondary indexes by default; myloader turns the binlog off by default:"
+    echo " compare it with ferry --disable-binlog too)"
 
     local -A R=(
         [ferry_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry]:-}")"
         [ferry_nobinlog_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry_nobinlog]:-}")"
-        [ferry_vs_ceiling]="$(ratio "${MED[ceiling]:-}" "${MED[ferry]:-}")"
         [ferry_vs_mariadb_client]="$(ratio "${MED[mariadb_client]:-}" "${MED[ferry]:-}")"
+        [ferry_vs_ceiling]="$(ratio "${MED[ceiling]:-}" "${MED[ferry]:-}")"
+        [defer_vs_nodefer]="$(ratio "${MED[ferry_nodefer]:-}" "${MED[ferry]:-}")"
+        [nobinlog_vs_ferry]="$(ratio "${MED[ferry]:-}" "${MED[ferry_nobinlog]:-}")"
+        [ferry_nodefer_vs_ceiling]="$(ratio "${MED[ceiling]:-}" "${MED[ferry_nodefer]:-}")"
     )
-    local ratio_order=(ferry_vs_myloader ferry_nobinlog_vs_myloader ferry_vs_ceiling ferry_vs_mariadb_client)
+    local ratio_order=(ferry_vs_myloader ferry_nobinlog_vs_myloader ferry_vs_mariadb_client
+        ferry_vs_ceiling ferry_nodefer_vs_ceiling defer_vs_nodefer nobinlog_vs_ferry)
     local -A RDESC=(
         [ferry_vs_myloader]="ferry vs myloader|myloader_s / ferry_s|goal >= 2"
         [ferry_nobinlog_vs_myloader]="ferry --disable-binlog vs myloader|myloader_s / ferry_nobinlog_s|both without binlog"
-        [ferry_vs_ceiling]="ferry vs server LOAD DATA INFILE|ceiling_s / ferry_s|goal >= 1.0"
         [ferry_vs_mariadb_client]="ferry vs mariadb < dump.sql|mariadb_s / ferry_s|"
+        [ferry_vs_ceiling]="ferry vs server LOAD DATA INFILE|ceiling_s / ferry_s|goal >= 1.0 (1.0: as fast as the server alone)"
+        [ferry_nodefer_vs_ceiling]="ferry --defer-indexes false vs server|ceiling_s / ferry_nodefer_s|like for like: indexes kept up row by row in both"
+        [defer_vs_nodefer]="deferred indexes vs not|ferry_nodefer_s / ferry_s|"
+        [nobinlog_vs_ferry]="ferry --disable-binlog vs ferry|ferry_s / ferry_nobinlog_s|"
     )
     echo
-    echo "speed ratios (> 1: ferry is faster):"
+    echo "speed ratios (> 1: the first is faster):"
     local d
     for t in "${ratio_order[@]}"; do
         d=${RDESC[$t]}
-        printf '  %-36s %-34s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
+        printf '  %-38s %-32s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
     done
 
+    # Machine-readable summary.
     local json tj first=1 mbs
     json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"threads\":$THREADS,\"chunk_rows\":$CHUNK_ROWS,\"runs\":$RUNS"
-    json+=",\"dataset_bytes\":$base,\"tools\":{"
+    json+=",\"dataset_bytes\":$(json_num "$base"),\"dataset_base\":\"$( [[ -z "${DUMP_FAILED[ferry]:-}" ]] && echo ferry_uncompressed || echo into_outfile)\""
+    json+=",\"ferry_method\":$( [[ -n "${FERRY_METHOD[ferry]:-}" ]] && echo "\"${FERRY_METHOD[ferry]}\"" || echo null)"
+    json+=",\"tools\":{"
     for tool in "${LOAD_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
@@ -542,9 +611,10 @@ cmd_load() {
         first=0
         json+="\"$t\":$(json_num "${R[$t]:-}")"
     done
-    json+="}}"
+    json+="},\"goals\":{\"ferry_vs_myloader\":2,\"ferry_vs_ceiling\":1}}"
     echo
     echo "BENCH_LOAD_JSON $json"
+
     for tool in "${LOAD_TOOLS[@]}"; do
         [[ -z "${FAILED[$tool]:-}" ]] || return 1
     done
