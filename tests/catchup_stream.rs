@@ -217,6 +217,18 @@ async fn mariadb_compressed_events_are_decoded() {
         .unwrap()
         .success();
     assert!(ok);
+    // Stops the pair even when an assertion fails (before the temp dir goes away).
+    struct Stop(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("bash")
+                .arg(&self.0)
+                .args(["stop", "--dir"])
+                .arg(&self.1)
+                .status();
+        }
+    }
+    let _stop = Stop(script.clone(), state.path().to_path_buf());
     let env = std::fs::read_to_string(state.path().join("env")).unwrap();
     let url = env
         .lines()
@@ -284,11 +296,6 @@ async fn mariadb_compressed_events_are_decoded() {
     })
     .await
     .unwrap();
-    let _ = std::process::Command::new("bash")
-        .arg(&script)
-        .args(["stop", "--dir"])
-        .arg(state.path())
-        .status();
     assert!(
         kinds.iter().any(|k| k.contains("compressed")),
         "events were compressed: {kinds:?}"
