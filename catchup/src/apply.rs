@@ -8,6 +8,7 @@
 //! Tables without a key are matched on every column (`<=>`, one row at a time).
 
 use crate::rows::{ty, Cell, Column, RowsEvent, RowsKind, TableMap};
+use ferry_shared::ident::quote_ident;
 use std::fmt::Write;
 
 /// How to write changes to one table.
@@ -19,10 +20,6 @@ pub struct TargetTable {
     pub columns: Vec<String>,
     /// Indexes (into `columns`) of the key used to find rows; empty: no key.
     pub key: Vec<usize>,
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
 }
 
 fn push_hex(out: &mut String, b: &[u8]) {

@@ -137,7 +137,7 @@ const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_c
 
 /// Does a statement run without a default schema name `schema` in a qualified identifier?
 fn names_schema(sql: &str, schema: &str) -> bool {
-    let quoted = format!("`{}`.", schema.replace('`', "``"));
+    let quoted = format!("{}.", ferry_shared::ident::quote_ident(schema));
     sql.contains(&quoted)
         || sql.match_indices(&format!("{schema}.")).any(|(i, _)| {
             i == 0
@@ -203,11 +203,7 @@ impl Applier {
             .filter_map(|p| columns.iter().position(|c| c.eq_ignore_ascii_case(p)))
             .collect();
         let t = TargetTable {
-            qualified: format!(
-                "`{}`.`{}`",
-                tm.db.replace('`', "``"),
-                tm.table.replace('`', "``")
-            ),
+            qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
             columns,
             key: if key.len() == pk.len() {
                 key
@@ -291,13 +287,16 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut applier = Applier {
         tables: HashMap::new(),
     };
-    let mut file = start.file.clone();
-    let mut pos = start.pos;
-    let mut gtid: Option<String> = None;
+    let mut st = Txn {
+        task: cfg.task_id.clone(),
+        file: start.file.clone(),
+        pos: start.pos,
+        gtid: None,
+        in_tx: false,
+        grouped: 0,
+        group_started: Instant::now(),
+    };
     let (mut transactions, mut rows, mut ddl) = (0u64, 0u64, 0u64);
-    let mut in_tx = false;
-    let mut grouped = 0u32;
-    let mut group_started = Instant::now();
     let mut last_report = Instant::now();
     let mut reported_rows = 0u64;
     let mut last_event_ts = 0u32;
@@ -307,10 +306,10 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             last_event_ts = p.timestamp;
         }
         if last_report.elapsed() >= REPORT_EVERY {
-            lag = measure_lag(&mut src, &file, pos, last_event_ts, rx.is_empty()).await;
+            lag = measure_lag(&mut src, &st.file, st.pos, last_event_ts, rx.is_empty()).await;
             let secs = last_report.elapsed().as_secs_f64();
             tracing::info!(
-                position = %format!("{file}:{pos}"),
+                position = %format!("{}:{}", st.file, st.pos),
                 transactions,
                 rows,
                 rows_per_sec = ((rows - reported_rows) as f64 / secs) as u64,
@@ -331,11 +330,11 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             } => {
                 let f = clean_file_name(&f);
                 if !f.is_empty() {
-                    file = f;
-                    pos = at;
+                    st.file = f;
+                    st.pos = at;
                 }
             }
-            Change::Gtid(g) => gtid = Some(g),
+            Change::Gtid(g) => st.gtid = Some(g),
             Change::Query { db, sql } => {
                 let text = String::from_utf8_lossy(&sql).trim().to_string();
                 let wanted = cfg.schemas.as_ref().is_none_or(|s| {
@@ -343,39 +342,22 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 });
                 let upper = text.to_ascii_uppercase();
                 if upper == "BEGIN" {
-                    begin(&mut tgt, &mut in_tx).await?;
+                    st.begin(&mut tgt).await?;
                 } else if upper == "COMMIT" {
                     if p.end_pos > 0 {
-                        pos = p.end_pos;
+                        st.pos = p.end_pos;
                     }
-                    commit(
-                        &mut tgt,
-                        &cfg.task_id,
-                        &file,
-                        pos,
-                        gtid.as_deref(),
-                        &mut in_tx,
-                    )
-                    .await?;
-                    grouped = 0;
+                    st.commit(&mut tgt).await?;
                     transactions += 1;
                 } else if !wanted {
                     tracing::debug!(schema = %db, "statement outside the replicated schemas skipped");
                 } else {
                     // DDL: a barrier, applied in the statement's schema, then checkpointed.
-                    if in_tx {
-                        commit(
-                            &mut tgt,
-                            &cfg.task_id,
-                            &file,
-                            pos,
-                            gtid.as_deref(),
-                            &mut in_tx,
-                        )
-                        .await?;
+                    if st.in_tx {
+                        st.commit(&mut tgt).await?;
                     }
                     if !db.is_empty() {
-                        tgt.query_drop(format!("USE `{}`", db.replace('`', "``")))
+                        tgt.query_drop(format!("USE {}", ferry_shared::ident::quote_ident(&db)))
                             .await
                             .map_err(db_err("USE"))?;
                     }
@@ -395,19 +377,10 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                     }
                     applier.tables.clear();
                     if p.end_pos > 0 {
-                        pos = p.end_pos;
+                        st.pos = p.end_pos;
                     }
                     // The DDL's own checkpoint (commit() opens the transaction).
-                    commit(
-                        &mut tgt,
-                        &cfg.task_id,
-                        &file,
-                        pos,
-                        gtid.as_deref(),
-                        &mut in_tx,
-                    )
-                    .await?;
-                    grouped = 0;
+                    st.commit(&mut tgt).await?;
                     ddl += 1;
                 }
             }
@@ -415,7 +388,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 if cfg.schemas.as_ref().is_some_and(|s| !s.contains(&table.db)) {
                     continue;
                 }
-                begin(&mut tgt, &mut in_tx).await?;
+                st.begin(&mut tgt).await?;
                 let t = applier.table(&mut tgt, &table).await?;
                 for s in apply::statements(&event, &table, &t).map_err(CatchupError::Definite)? {
                     tgt.query_drop(&s)
@@ -426,25 +399,18 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             }
             Change::Commit { .. } => {
                 if p.end_pos > 0 {
-                    pos = p.end_pos;
+                    st.pos = p.end_pos;
                 }
                 transactions += 1;
-                grouped += 1;
+                st.grouped += 1;
                 // Group source transactions into one target commit while more are already
                 // waiting; the checkpoint still moves only with the data it covers.
                 let more_waiting = !rx.is_empty();
-                if !more_waiting || grouped >= GROUP_MAX || group_started.elapsed() >= GROUP_TIME {
-                    commit(
-                        &mut tgt,
-                        &cfg.task_id,
-                        &file,
-                        pos,
-                        gtid.as_deref(),
-                        &mut in_tx,
-                    )
-                    .await?;
-                    grouped = 0;
-                    group_started = Instant::now();
+                if !more_waiting
+                    || st.grouped >= GROUP_MAX
+                    || st.group_started.elapsed() >= GROUP_TIME
+                {
+                    st.commit(&mut tgt).await?;
                 }
             }
             _ => {}
@@ -454,30 +420,22 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
         Ok(r) => r?,
         Err(e) => return Err(CatchupError::Transient(format!("binlog reader: {e}"))),
     }
-    if in_tx {
-        if grouped > 0 {
+    if st.in_tx {
+        if st.grouped > 0 {
             // Whole source transactions still waiting for their group commit.
-            commit(
-                &mut tgt,
-                &cfg.task_id,
-                &file,
-                pos,
-                gtid.as_deref(),
-                &mut in_tx,
-            )
-            .await?;
+            st.commit(&mut tgt).await?;
         } else {
             let _ = tgt.query_drop("ROLLBACK").await;
         }
     }
     if cfg.until_caught_up {
-        lag = measure_lag(&mut src, &file, pos, last_event_ts, true).await;
+        lag = measure_lag(&mut src, &st.file, st.pos, last_event_ts, true).await;
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
     Ok(CatchupSummary {
         task_id: cfg.task_id,
         started_at: start.to_string(),
-        stopped_at: format!("{file}:{pos}"),
+        stopped_at: format!("{}:{}", st.file, st.pos),
         transactions,
         rows,
         ddl,
@@ -518,33 +476,43 @@ async fn measure_lag(
     (secs, bytes)
 }
 
-/// Opens a target transaction unless one is open.
-async fn begin(tgt: &mut Conn, in_tx: &mut bool) -> Result<(), CatchupError> {
-    if !*in_tx {
-        tgt.query_drop("START TRANSACTION")
-            .await
-            .map_err(db_err("START TRANSACTION"))?;
-        *in_tx = true;
-    }
-    Ok(())
+/// The applied position and the target transaction it is committed in.
+struct Txn {
+    task: String,
+    file: String,
+    pos: u64,
+    gtid: Option<String>,
+    in_tx: bool,
+    /// Source transactions applied since the last target commit, and since when.
+    grouped: u32,
+    group_started: Instant,
 }
 
-async fn commit(
-    tgt: &mut Conn,
-    task: &str,
-    file: &str,
-    pos: u64,
-    gtid: Option<&str>,
-    in_tx: &mut bool,
-) -> Result<(), CatchupError> {
-    begin(tgt, in_tx).await?;
-    tgt.exec_drop(
-        "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v1` (task_id, file, pos, gtid, updated_at) VALUES (?, ?, ?, ?, NOW(6))",
-        (task, file, pos, gtid),
-    )
-    .await
-    .map_err(db_err("writing the checkpoint"))?;
-    tgt.query_drop("COMMIT").await.map_err(db_err("COMMIT"))?;
-    *in_tx = false;
-    Ok(())
+impl Txn {
+    /// Opens a target transaction unless one is open.
+    async fn begin(&mut self, tgt: &mut Conn) -> Result<(), CatchupError> {
+        if !self.in_tx {
+            tgt.query_drop("START TRANSACTION")
+                .await
+                .map_err(db_err("START TRANSACTION"))?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    /// Commits what is applied together with the checkpoint of the current position.
+    async fn commit(&mut self, tgt: &mut Conn) -> Result<(), CatchupError> {
+        self.begin(tgt).await?;
+        tgt.exec_drop(
+            "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v1` (task_id, file, pos, gtid, updated_at) VALUES (?, ?, ?, ?, NOW(6))",
+            (&self.task, &self.file, self.pos, &self.gtid),
+        )
+        .await
+        .map_err(db_err("writing the checkpoint"))?;
+        tgt.query_drop("COMMIT").await.map_err(db_err("COMMIT"))?;
+        self.in_tx = false;
+        self.grouped = 0;
+        self.group_started = Instant::now();
+        Ok(())
+    }
 }
