@@ -5,7 +5,6 @@ use clap::Args;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary};
 use ferry_shared::location::BinlogPos;
 use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
-use ferry_shared::storage::S3Options;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -41,10 +40,8 @@ pub struct CatchupArgs {
     /// `caught-up`: stop once everything the source had written is applied (lag 0).
     #[arg(long, value_parser = ["caught-up"])]
     until: Option<String>,
-    #[arg(long)]
-    s3_endpoint: Option<String>,
-    #[arg(long)]
-    s3_region: Option<String>,
+    #[command(flatten)]
+    s3: crate::S3Args,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = OutputMode::Text)]
     output: OutputMode,
@@ -61,12 +58,7 @@ async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), S
     let Some(from) = &a.from else {
         return Err("give --from DUMP or --start-position FILE:POS".into());
     };
-    let s3 = S3Options {
-        endpoint: a.s3_endpoint.clone(),
-        region: a.s3_region.clone(),
-        force_path_style: None,
-        part_size: None,
-    };
+    let s3 = a.s3.options();
     let storage = ferry_shared::storage::open(from, &s3)
         .await
         .map_err(|e| e.to_string())?;

@@ -9,7 +9,6 @@ use ferry_dumper::{DumpConfig, DumpSummary, FileType};
 use ferry_shared::filter::TableFilter;
 use ferry_shared::manifest::CsvDialect;
 use ferry_shared::progress::human_bytes;
-use ferry_shared::storage::S3Options;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,12 +27,8 @@ pub struct DumpArgs {
     /// Destination: a local directory or `s3://bucket/prefix`.
     #[arg(long, short = 'o')]
     to: String,
-    /// S3 endpoint for S3-compatible stores (path-style addressing is used with it).
-    #[arg(long)]
-    s3_endpoint: Option<String>,
-    /// S3 region (default: from the AWS environment/profile, else us-east-1).
-    #[arg(long)]
-    s3_region: Option<String>,
+    #[command(flatten)]
+    s3: crate::S3Args,
     /// Parallel snapshot connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -221,12 +216,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
     Ok(DumpConfig {
         source,
         to: a.to,
-        s3: S3Options {
-            endpoint: a.s3_endpoint,
-            region: a.s3_region,
-            force_path_style: None,
-            part_size: None,
-        },
+        s3: a.s3.options(),
         threads: a.threads,
         rows: a.rows,
         filetype: if a.filetype == "csv" {

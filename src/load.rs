@@ -8,7 +8,6 @@ use ferry_loader::{
 };
 use ferry_shared::filter::TableFilter;
 use ferry_shared::progress::human_bytes;
-use ferry_shared::storage::S3Options;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,12 +26,8 @@ pub struct LoadArgs {
     /// CA certificate (PEM) to verify the target's TLS certificate; enables TLS.
     #[arg(long)]
     target_ssl_ca: Option<PathBuf>,
-    /// S3 endpoint for S3-compatible stores (path-style addressing is used with it).
-    #[arg(long)]
-    s3_endpoint: Option<String>,
-    /// S3 region (default: from the AWS environment/profile, else us-east-1).
-    #[arg(long)]
-    s3_region: Option<String>,
+    #[command(flatten)]
+    s3: crate::S3Args,
     /// Parallel load connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -138,12 +133,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
     Ok(LoadConfig {
         target,
         from: a.from,
-        s3: S3Options {
-            endpoint: a.s3_endpoint,
-            region: a.s3_region,
-            force_path_style: None,
-            part_size: None,
-        },
+        s3: a.s3.options(),
         threads: a.threads,
         task_id: a.task_id,
         filter,

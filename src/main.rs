@@ -84,6 +84,28 @@ pub fn finish<S, E: std::fmt::Display>(
     }
 }
 
+/// Options of S3 dump locations, shared by the subcommands that read or write one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct S3Args {
+    /// S3 endpoint for S3-compatible stores (path-style addressing is used with it).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// S3 region (default: from the AWS environment/profile, else us-east-1).
+    #[arg(long)]
+    s3_region: Option<String>,
+}
+
+impl S3Args {
+    pub fn options(&self) -> ferry_shared::storage::S3Options {
+        ferry_shared::storage::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            force_path_style: None,
+            part_size: None,
+        }
+    }
+}
+
 /// `--progress auto|bars|log|off`.
 pub fn progress_mode(s: &str) -> ferry_shared::progress::ProgressMode {
     use ferry_shared::progress::ProgressMode;
