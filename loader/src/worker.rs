@@ -41,12 +41,6 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
     let mut ctl = run.cfg.target.connect().await?;
     let mut readers: tokio::task::JoinSet<Result<(), LoadError>> = tokio::task::JoinSet::new();
     let mut taken_over = 0u64;
-    let table_of: HashMap<(String, String), usize> = run
-        .tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| ((t.plan.db.clone(), t.plan.name.clone()), i))
-        .collect();
     let result: Result<(), LoadError> = async {
         loop {
             if run.cancel.load(Ordering::SeqCst) {
@@ -67,7 +61,6 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                     tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
                     continue;
                 };
-                let _ = &table_of;
                 let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
                 let state = Arc::new(FileState {
                     name: claim.file.clone(),
