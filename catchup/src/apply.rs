@@ -6,7 +6,15 @@
 //! same rows instead of failing or doubling. Rows map to target columns by name (from the
 //! table map's COLUMN_NAME metadata), so a target with more columns keeps their defaults.
 //! Tables without a key are matched on every column (`<=>`, one row at a time).
+//!
+//! An UPDATE whose after image is not a whole row cannot be replayed as a REPLACE: the columns
+//! it leaves out (`binlog_row_image=MINIMAL`) or carries as JSON diffs (PARTIAL_UPDATE_ROWS,
+//! [`crate::jsondiff`]) must keep or build on the target's current values. Such a row becomes
+//! `UPDATE .. SET <present columns> WHERE <key from the before image>`, a JSON diff column
+//! `col = JSON_REPLACE(col, ..)` and so on. It changes nothing when the row is missing on the
+//! target, where DELETE + REPLACE would have recreated it.
 
+use crate::jsondiff;
 use crate::rows::{ty, Cell, Column, RowsEvent, RowsKind, TableMap};
 use ferry_shared::ident::quote_ident;
 use std::fmt::Write;
@@ -61,6 +69,12 @@ pub fn literal(cell: &Cell, col: &Column, out: &mut String) -> Result<(), String
         Cell::Enum(i) => {
             let _ = write!(out, "{i}");
         }
+        Cell::JsonDiff(_) => {
+            return Err(
+                "a JSON diff is a change to a column, not a value: only an UPDATE can apply it"
+                    .into(),
+            )
+        }
         Cell::Bytes(b) => match col.type_code {
             ty::JSON => {
                 let text = crate::json::to_text(b)?;
@@ -103,7 +117,14 @@ fn row_values(
     Ok((cols, vals))
 }
 
-fn where_clause(image: &[Option<Cell>], tm: &TableMap, t: &TargetTable) -> Result<String, String> {
+/// `all_key`: every key column must be in the image (an UPDATE in place must not match on a
+/// part of the key).
+fn where_clause(
+    image: &[Option<Cell>],
+    tm: &TableMap,
+    t: &TargetTable,
+    all_key: bool,
+) -> Result<String, String> {
     let idx: Vec<usize> = if t.key.is_empty() {
         (0..image.len()).collect()
     } else {
@@ -112,6 +133,13 @@ fn where_clause(image: &[Option<Cell>], tm: &TableMap, t: &TargetTable) -> Resul
     let mut w = String::new();
     for i in idx {
         let Some(cell) = image.get(i).and_then(|c| c.as_ref()) else {
+            if all_key && !t.key.is_empty() {
+                return Err(format!(
+                    "the before image of an update of {} lacks key column {}: the source's key differs from the target's",
+                    t.qualified,
+                    quote_ident(t.columns.get(i).map_or("?", String::as_str))
+                ));
+            }
             continue;
         };
         if !w.is_empty() {
@@ -127,16 +155,74 @@ fn where_clause(image: &[Option<Cell>], tm: &TableMap, t: &TargetTable) -> Resul
     Ok(w)
 }
 
-/// Statements applying `ev` to `t` in safe mode.
+/// Does this after image leave columns out or carry JSON diffs (so it is not a whole row)?
+fn is_partial(image: &[Option<Cell>]) -> bool {
+    image
+        .iter()
+        .any(|c| matches!(c, None | Some(Cell::JsonDiff(_))))
+}
+
+/// `UPDATE .. SET <after image's columns> WHERE <before image's key>`; `None` when the after
+/// image changes nothing (only unchanged JSON columns).
+fn update_in_place(
+    before: &[Option<Cell>],
+    after: &[Option<Cell>],
+    tm: &TableMap,
+    t: &TargetTable,
+    limit: &str,
+) -> Result<Option<String>, String> {
+    let mut set = String::new();
+    for (i, cell) in after.iter().enumerate() {
+        let Some(cell) = cell else { continue };
+        if matches!(cell, Cell::JsonDiff(d) if d.is_empty()) {
+            continue;
+        }
+        if !set.is_empty() {
+            set.push_str(", ");
+        }
+        let (Some(name), Some(source_col)) = (t.columns.get(i), tm.columns.get(i)) else {
+            return Err(format!(
+                "column {} of an update of {} is not in its table map",
+                i + 1,
+                t.qualified
+            ));
+        };
+        let col = quote_ident(name);
+        set.push_str(&col);
+        set.push_str(" = ");
+        match cell {
+            Cell::JsonDiff(diffs) => jsondiff::sql_expr(&col, diffs, &mut set),
+            _ => literal(cell, source_col, &mut set),
+        }
+        .map_err(|e| format!("column {col} of {}: {e}", t.qualified))?;
+    }
+    if set.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "UPDATE {} SET {set} WHERE {}{limit}",
+        t.qualified,
+        where_clause(before, tm, t, true)?
+    )))
+}
+
+/// Statements applying `ev` to `t` in safe mode (whole rows) or in place (partial after
+/// images of updates).
 pub fn statements(ev: &RowsEvent, tm: &TableMap, t: &TargetTable) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let limit = if t.key.is_empty() { " LIMIT 1" } else { "" };
     for (before, after) in &ev.rows {
+        if let (RowsKind::Update, Some(b), Some(a)) = (ev.kind, before, after) {
+            if is_partial(a) {
+                out.extend(update_in_place(b, a, tm, t, limit)?);
+                continue;
+            }
+        }
         if let (RowsKind::Update | RowsKind::Delete, Some(b)) = (ev.kind, before) {
             out.push(format!(
                 "DELETE FROM {} WHERE {}{limit}",
                 t.qualified,
-                where_clause(b, tm, t)?
+                where_clause(b, tm, t, false)?
             ));
         }
         if let (RowsKind::Update | RowsKind::Write, Some(a)) = (ev.kind, after) {
@@ -154,4 +240,136 @@ pub fn statements(ev: &RowsEvent, tm: &TableMap, t: &TargetTable) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::decode::{decode_file, Change};
+    use crate::jsondiff::{JsonDiff, JsonDiffOp};
+    use std::sync::Arc;
+
+    /// The ROWS events of json.binlog.000001, through the decode path catch-up uses: three
+    /// WRITEs, a full UPDATE, then a PARTIAL_UPDATE (`REPLACE $.age`, key-only before image).
+    fn json_fixture() -> Vec<(Arc<TableMap>, RowsEvent)> {
+        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/conformance/binlog/rust_mysql_common/json.binlog.000001");
+        decode_file(&std::fs::read(p).unwrap())
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Rows { table, event } => Some((table, event)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn target(key: Vec<usize>) -> TargetTable {
+        TargetTable {
+            qualified: "`mysql`.`t`".into(),
+            columns: ["id", "json_col", "name", "age"].map(String::from).to_vec(),
+            key,
+        }
+    }
+
+    #[test]
+    fn json_diffs_become_an_update_in_place() {
+        let events = json_fixture();
+        let (tm, ev) = events.last().unwrap();
+        let sql = statements(ev, tm, &target(vec![0])).unwrap();
+        assert_eq!(sql.len(), 6);
+        assert_eq!(
+            sql[0],
+            "UPDATE `mysql`.`t` SET `json_col` = JSON_REPLACE(`json_col`, '$.age', \
+             JSON_EXTRACT('26', '$')), `name` = _binary 0x4a6f65, `age` = 26 WHERE `id` <=> 1"
+        );
+        assert!(sql[5].ends_with("JSON_EXTRACT('42', '$')), `name` = _binary 0x50657465, `age` = 42 WHERE `id` <=> 6"), "{}", sql[5]);
+    }
+
+    #[test]
+    fn whole_row_updates_stay_delete_and_replace() {
+        let events = json_fixture();
+        let (tm, ev) = events
+            .iter()
+            .find(|(_, e)| e.kind == RowsKind::Update)
+            .unwrap();
+        let sql = statements(ev, tm, &target(vec![0])).unwrap();
+        assert_eq!(sql.len(), 12);
+        assert_eq!(sql[0], "DELETE FROM `mysql`.`t` WHERE `id` <=> 1");
+        assert!(
+            sql[1].starts_with(
+                "REPLACE INTO `mysql`.`t` (`id`,`json_col`,`name`,`age`) VALUES (1,_utf8mb4 0x"
+            ),
+            "{}",
+            sql[1]
+        );
+    }
+
+    fn one_update(before: Vec<Option<Cell>>, after: Vec<Option<Cell>>) -> RowsEvent {
+        RowsEvent {
+            table_id: 1,
+            kind: RowsKind::Update,
+            rows: vec![(Some(before), Some(after))],
+        }
+    }
+
+    #[test]
+    fn minimal_images_update_only_their_columns() {
+        let events = json_fixture();
+        let tm = &events[0].0;
+        // binlog_row_image=MINIMAL: key-only before image, only the changed column after.
+        let ev = one_update(
+            vec![Some(Cell::Int(7)), None, None, None],
+            vec![None, None, None, Some(Cell::Int(30))],
+        );
+        assert_eq!(
+            statements(&ev, tm, &target(vec![0])).unwrap(),
+            ["UPDATE `mysql`.`t` SET `age` = 30 WHERE `id` <=> 7"]
+        );
+        // No key on the target: match on every column the before image has, one row.
+        assert_eq!(
+            statements(&ev, tm, &target(vec![])).unwrap(),
+            ["UPDATE `mysql`.`t` SET `age` = 30 WHERE `id` <=> 7 LIMIT 1"]
+        );
+        // A target key the before image lacks is an error, not a wider match.
+        let err = statements(&ev, tm, &target(vec![0, 3])).unwrap_err();
+        assert!(err.contains("lacks key column `age`"), "{err}");
+    }
+
+    #[test]
+    fn every_diff_operation_nests_and_unchanged_json_is_left_alone() {
+        let events = json_fixture();
+        let tm = &events[0].0;
+        let diffs = vec![
+            JsonDiff {
+                op: JsonDiffOp::Insert,
+                path: "$.tags[0]".into(),
+                value: Some("\"it's\"".into()),
+            },
+            JsonDiff {
+                op: JsonDiffOp::Remove,
+                path: "$.data".into(),
+                value: None,
+            },
+        ];
+        let ev = one_update(
+            vec![Some(Cell::Int(1)), None, None, None],
+            vec![Some(Cell::Int(1)), Some(Cell::JsonDiff(diffs)), None, None],
+        );
+        assert_eq!(
+            statements(&ev, tm, &target(vec![0])).unwrap(),
+            ["UPDATE `mysql`.`t` SET `id` = 1, `json_col` = JSON_REMOVE(JSON_ARRAY_INSERT(`json_col`, \
+              '$.tags[0]', JSON_EXTRACT(_utf8mb4 0x226974277322, '$')), '$.data') WHERE `id` <=> 1"]
+        );
+        // An empty diff vector: the column did not change; nothing else did either.
+        let ev = one_update(
+            vec![Some(Cell::Int(1)), None, None, None],
+            vec![None, Some(Cell::JsonDiff(Vec::new())), None, None],
+        );
+        assert!(statements(&ev, tm, &target(vec![0])).unwrap().is_empty());
+        // A diff is never a literal (a WRITE cannot carry one).
+        let mut out = String::new();
+        assert!(literal(&Cell::JsonDiff(Vec::new()), &tm.columns[1], &mut out).is_err());
+    }
 }

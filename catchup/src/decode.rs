@@ -128,13 +128,12 @@ impl Decoder {
                 let event = rows::parse_rows(t, body, &table).map_err(bad)?;
                 out.push(Change::Rows { table, event });
             }
-            // Row changes ferry cannot decode yet must stop catch-up, never be skipped.
-            39 => {
+            // Row changes ferry cannot decode must stop catch-up, never be skipped.
+            20..=22 => {
                 return Err(bad(
-                    "JSON partial updates (binlog_row_value_options=PARTIAL_JSON) are not supported yet: set binlog_row_value_options='' on the source".into(),
+                    "pre-GA row events (MySQL 5.1.0-5.1.15) are not supported".into(),
                 ))
             }
-            20..=22 => return Err(bad("pre-GA row events (MySQL 5.1.0-5.1.15) are not supported".into())),
             t => out.push(Change::Other(binlog::type_name(t))),
         }
         Ok(())
@@ -163,31 +162,28 @@ pub fn decode_file(data: &[u8]) -> Result<Vec<Change>, BinlogError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::rows::Cell;
 
     fn dir() -> std::path::PathBuf {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/binlog")
     }
 
-    /// Row images per file as the independent decoder printed them (`before=` lines), except
-    /// those of PARTIAL_UPDATE_ROWS events (JSON diffs, decoded later).
-    fn oracle_rows(file: &str) -> usize {
-        let text = std::fs::read_to_string(
+    fn oracle_text(file: &str) -> String {
+        std::fs::read_to_string(
             dir()
                 .join("decoded_by_mysql_common_0.37.3")
                 .join(format!("{file}.txt")),
         )
-        .unwrap();
-        let mut current = String::new();
-        let mut n = 0;
-        for line in text.lines() {
-            let t = line.trim_start().trim_start_matches("[payload] ");
-            if t.starts_with('"') {
-                current = t.to_string();
-            } else if t.starts_with("before=") && !current.contains("PARTIAL_UPDATE") {
-                n += 1;
-            }
-        }
-        n
+        .unwrap()
+    }
+
+    /// Row images per file as the independent decoder printed them (`before=` lines).
+    fn oracle_rows(file: &str) -> usize {
+        oracle_text(file)
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches("[payload] "))
+            .filter(|t| t.starts_with("before="))
+            .count()
     }
 
     #[test]
@@ -197,15 +193,7 @@ mod tests {
         for entry in summary.as_array().unwrap() {
             let file = entry["file"].as_str().unwrap();
             let data = std::fs::read(dir().join("rust_mysql_common").join(file)).unwrap();
-            let changes = match decode_file(&data) {
-                Ok(c) => c,
-                // JSON partial updates stop decoding with a clear error (not supported yet).
-                Err(e) if file == "json.binlog.000001" => {
-                    assert!(e.to_string().contains("PARTIAL_JSON"), "{e}");
-                    continue;
-                }
-                Err(e) => panic!("{file}: {e}"),
-            };
+            let changes = decode_file(&data).unwrap_or_else(|e| panic!("{file}: {e}"));
             let rows: usize = changes
                 .iter()
                 .map(|c| match c {
@@ -262,5 +250,182 @@ mod tests {
             assert_eq!(g.split('-').count(), 3, "{g}");
         }
         assert!(changes.iter().any(|c| matches!(c, Change::GtidList(_))));
+    }
+
+    /// Splits `a, b(c, d), "e, f"` at its top-level commas.
+    fn top_level(s: &str) -> Vec<String> {
+        let (mut out, mut cur, mut depth, mut quoted, mut escaped) =
+            (Vec::new(), String::new(), 0, false, false);
+        for ch in s.chars() {
+            match ch {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '(' | '[' | '{' if !quoted => depth += 1,
+                ')' | ']' | '}' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => {
+                    out.push(cur.trim().to_string());
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(ch);
+        }
+        if !cur.trim().is_empty() {
+            out.push(cur.trim().to_string());
+        }
+        out
+    }
+
+    fn between<'a>(s: &'a str, open: &str, close: &str) -> &'a str {
+        let from = s.find(open).unwrap() + open.len();
+        let to = s[from..].find(close).unwrap();
+        &s[from..from + to]
+    }
+
+    /// Checks one of our cells against the oracle's rendering of it (the forms
+    /// json.binlog.000001 holds).
+    fn assert_cell(ours: &Cell, col: &crate::rows::Column, oracle: &str) {
+        use crate::jsondiff::JsonDiffOp;
+        let json = |t: &str| -> serde_json::Value {
+            serde_json::from_str(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+        };
+        match ours {
+            Cell::Int(v) => assert_eq!(format!("Int({v})"), oracle),
+            Cell::Bytes(b) if col.type_code == crate::rows::ty::JSON => {
+                let text = oracle.strip_prefix("JSON ").expect(oracle);
+                assert_eq!(json(&crate::json::to_text(b).unwrap()), json(text));
+            }
+            Cell::Bytes(b) => {
+                assert_eq!(format!("Bytes({:?})", String::from_utf8_lossy(b)), oracle)
+            }
+            Cell::JsonDiff(diffs) => {
+                let list = oracle.strip_prefix("JSONDIFF [").expect(oracle);
+                let list = list.strip_suffix(']').unwrap();
+                let theirs = top_level(list);
+                assert_eq!(diffs.len(), theirs.len(), "{oracle}");
+                for (d, t) in diffs.iter().zip(&theirs) {
+                    assert_eq!(d.path, between(t, "value: \"", "\""), "{t}");
+                    let op = match d.op {
+                        JsonDiffOp::Replace => "REPLACE",
+                        JsonDiffOp::Insert => "INSERT",
+                        JsonDiffOp::Remove => "REMOVE",
+                    };
+                    assert_eq!(op, between(t, "operation: Const(", ","), "{t}");
+                    match &d.value {
+                        None => assert!(t.contains("value: None"), "{t}"),
+                        Some(v) => {
+                            let at = t.rfind("value: Some(").unwrap() + "value: Some(".len();
+                            let end = t.rfind(')').unwrap();
+                            assert_eq!(json(v), json(&t[at..end]), "{t}");
+                        }
+                    }
+                }
+            }
+            other => panic!("the oracle comparison does not know {other:?} ({oracle})"),
+        }
+    }
+
+    /// json.binlog.000001 decodes to the independent decoder's values: JSON documents, a full
+    /// update, then PARTIAL_UPDATE_ROWS rows whose before image holds only the key and whose
+    /// after image holds a JSON diff (`REPLACE $.age`) and the generated columns.
+    #[test]
+    fn json_partial_updates_decode_to_the_oracles_values() {
+        let file = "json.binlog.000001";
+        let data = std::fs::read(dir().join("rust_mysql_common").join(file)).unwrap();
+        let ours: Vec<(Arc<TableMap>, Option<crate::rows::Image>)> = decode_file(&data)
+            .unwrap()
+            .into_iter()
+            .flat_map(|c| match c {
+                Change::Rows { table, event } => event
+                    .rows
+                    .into_iter()
+                    .flat_map(|(b, a)| [(table.clone(), b), (table.clone(), a)])
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let text = oracle_text(file);
+        let theirs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("before="))
+            .flat_map(|l| {
+                let (b, a) = l.split_once(" after=").unwrap();
+                [b, a]
+            })
+            .collect();
+        assert_eq!(ours.len(), theirs.len());
+        let mut diffs = 0;
+        for ((tm, image), oracle) in ours.iter().zip(&theirs) {
+            let Some(image) = image else {
+                assert_eq!(*oracle, "-");
+                continue;
+            };
+            let list = oracle.strip_prefix('[').unwrap().strip_suffix(']').unwrap();
+            let cells: Vec<(&Cell, &crate::rows::Column)> = image
+                .iter()
+                .zip(&tm.columns)
+                .filter_map(|(c, col)| c.as_ref().map(|c| (c, col)))
+                .collect();
+            let oracle_cells = top_level(list);
+            assert_eq!(cells.len(), oracle_cells.len(), "{oracle}");
+            for ((cell, col), o) in cells.into_iter().zip(&oracle_cells) {
+                diffs += usize::from(matches!(cell, Cell::JsonDiff(_)));
+                assert_cell(cell, col, o);
+            }
+        }
+        assert_eq!(diffs, 6);
+    }
+
+    /// A PARTIAL_UPDATE_ROWS event cut at every byte, or with any byte overwritten, is an error
+    /// or decodes to a prefix of its rows (a cut at a row boundary): never a panic.
+    #[test]
+    fn cut_or_corrupt_partial_updates_fail_cleanly() {
+        let data = std::fs::read(dir().join("rust_mysql_common/json.binlog.000001")).unwrap();
+        let mut dec = Decoder::new();
+        let mut partial = None;
+        for ev in binlog::FileReader::new(&data).unwrap() {
+            let ev = ev.unwrap();
+            if ev.header.type_code == rows::PARTIAL_UPDATE_ROWS {
+                partial = Some(ev);
+                break;
+            }
+            if ev.header.type_code != 15 {
+                dec.event(&ev).unwrap();
+            }
+        }
+        let ev = partial.unwrap();
+        let full = match &dec.event(&ev).unwrap()[..] {
+            [Change::Rows { event, .. }] => event.rows.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(full.len(), 6);
+        for cut in 0..ev.body.len() {
+            let cut_ev = Event {
+                body: &ev.body[..cut],
+                ..ev.clone()
+            };
+            match dec.event(&cut_ev) {
+                Err(_) => {}
+                Ok(changes) => match &changes[..] {
+                    [Change::Rows { event, .. }] => {
+                        assert!(event.rows.len() < full.len(), "cut at {cut}");
+                        assert_eq!(event.rows[..], full[..event.rows.len()], "cut at {cut}");
+                    }
+                    other => panic!("cut at {cut}: {other:?}"),
+                },
+            }
+        }
+        for at in 0..ev.body.len() {
+            for x in [0x00, 0x7f, 0xff] {
+                let mut body = ev.body.to_vec();
+                body[at] = x;
+                let _ = dec.event(&Event {
+                    body: &body,
+                    ..ev.clone()
+                });
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! Built bottom-up: [`binlog`] frames events (from a file or a stream) and checks their
 //! checksums; [`events`] reads position and transaction events (GTIDs, ROTATE, QUERY, XID,
 //! compressed payloads); [`rows`] decodes TABLE_MAP and row images, using [`value`] for packed
-//! temporal and decimal columns and [`json`] for MySQL's binary JSON.
+//! temporal and decimal columns, [`json`] for MySQL's binary JSON and [`jsondiff`] for the JSON
+//! diffs of partial updates; [`apply`] turns the changes into statements for the target.
 
 pub mod apply;
 pub mod binlog;
@@ -11,6 +12,7 @@ mod cursor;
 pub mod decode;
 pub mod events;
 pub mod json;
+pub mod jsondiff;
 pub mod rows;
 pub mod run;
 pub mod source;
