@@ -40,6 +40,14 @@ pub struct CatchupArgs {
     /// `caught-up`: stop once everything the source had written is applied (lag 0).
     #[arg(long, value_parser = ["caught-up"])]
     until: Option<String>,
+    /// Target connections applying changes in parallel; changes to one key stay in order on
+    /// one connection, tables without a primary key (or with other unique keys) on one.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Keep reconnecting for this many seconds after the source or target went away (no
+    /// progress in between) before giving up.
+    #[arg(long, default_value_t = 600)]
+    retry_for_secs: u64,
     #[command(flatten)]
     s3: crate::S3Args,
     /// Summary format.
@@ -77,6 +85,35 @@ async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), S
     Ok((earliest.pos.clone(), Some(schemas)))
 }
 
+/// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after
+/// committing the transaction it is applying.
+fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        tracing::info!("signal received: stopping after the current transaction");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
 /// A server id in 1e9..4e9 from the task id, so tasks do not collide by default.
 fn default_server_id(task: &str) -> u32 {
     let h = task.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -89,16 +126,23 @@ fn print_summary(s: &CatchupSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => println!("{}", serde_json::to_string(s).unwrap_or_default()),
         OutputMode::Text => println!(
-            "catchup stopped at {} (from {}): {} transactions, {} rows, {} DDL in {:.1}s — {:.0} rows/s; lag {} s, {} bytes behind",
+            "catchup stopped at {} (from {}): {} transactions, {} rows, {} DDL in {:.1}s with {} workers — {:.0} rows/s, {:.0} transactions/s; lag {} s, {} bytes behind{}",
             s.stopped_at,
             s.started_at,
             s.transactions,
             s.rows,
             s.ddl,
             s.elapsed_secs,
+            s.workers,
             s.rows_per_sec,
+            s.transactions as f64 / s.elapsed_secs.max(0.001),
             s.lag_seconds,
-            s.bytes_behind.map_or("?".to_string(), |b| b.to_string())
+            s.bytes_behind.map_or("?".to_string(), |b| b.to_string()),
+            if s.reconnects > 0 {
+                format!("; {} reconnects", s.reconnects)
+            } else {
+                String::new()
+            }
         ),
     }
 }
@@ -146,6 +190,9 @@ pub async fn run(a: CatchupArgs) -> u8 {
         server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
         until_caught_up: a.until.is_some(),
         schemas,
+        workers: usize::from(a.workers),
+        retry_for: std::time::Duration::from_secs(a.retry_for_secs),
+        stop: Some(stop_on_signals()),
     };
     let output = a.output;
     crate::finish(

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod events;
 pub mod json;
 pub mod jsondiff;
+pub mod parallel;
 pub mod rows;
 pub mod run;
 pub mod source;

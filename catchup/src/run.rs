@@ -1,14 +1,16 @@
 //! The catch-up loop: stream the source's binlog from a start position and apply each
 //! transaction to the target together with its checkpoint.
 //!
-//! Invariants: the checkpoint (`ferry_meta.catchup_checkpoint_v1`) is written in the same
-//! target transaction as the rows it covers, so after a crash the target holds exactly the
+//! Invariants: each worker's checkpoint (`ferry_meta.catchup_checkpoint_v2`) is written in the
+//! same target transaction as the rows it covers (see [`crate::parallel`]), so after a crash the target holds exactly the
 //! changes up to the checkpoint; changes replayed from there are applied in safe mode
 //! (REPLACE / DELETE by key), so they converge instead of doubling. DDL runs as a barrier,
 //! followed by its own checkpoint.
 
 use crate::apply::{self, TargetTable};
 use crate::decode::Change;
+use crate::parallel::{self, Checkpoint, Msg};
+use crate::rows::{RowsEvent, RowsKind};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
 use ferry_shared::location::BinlogPos;
@@ -17,6 +19,7 @@ use mysql_async::Conn;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone)]
 pub struct CatchupConfig {
@@ -30,6 +33,12 @@ pub struct CatchupConfig {
     pub until_caught_up: bool,
     /// Only changes to these databases are applied (`None`: all).
     pub schemas: Option<Vec<String>>,
+    /// Target connections applying changes in parallel (causality by key).
+    pub workers: usize,
+    /// How long to keep reconnecting after the source or target went away before giving up.
+    pub retry_for: std::time::Duration,
+    /// Stop cleanly (after committing what is applied) once this turns true.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +55,9 @@ pub struct CatchupSummary {
     /// binlog end (0 and 0 at `--until caught-up`).
     pub lag_seconds: u64,
     pub bytes_behind: Option<u64>,
+    pub workers: usize,
+    /// Times the stream was resumed from the checkpoint after a lost connection.
+    pub reconnects: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +71,29 @@ pub enum CatchupError {
 }
 
 impl CatchupError {
+    /// Worth retrying from the last checkpoint: lost connections, deadlocks, lock waits.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CatchupError::Transient(_) | CatchupError::Source(_))
+        match self {
+            CatchupError::Definite(_) => false,
+            CatchupError::Transient(_) => true,
+            CatchupError::Source(s) => match s {
+                source::SourceError::Stream { source, .. } => {
+                    !matches!(source, mysql_async::Error::Server(_))
+                }
+                source::SourceError::Decode(_) => false,
+                source::SourceError::Closed | source::SourceError::Other(_) => true,
+            },
+        }
     }
 }
 
-fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
+/// Server errors that a retry from the checkpoint can get past: deadlock, lock wait timeout,
+/// the server shutting down, read-only while failing over.
+const TRANSIENT_CODES: &[u16] = &[1205, 1213, 1053, 1927, 2006, 2013, 1290];
+
+pub(crate) fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
     move |e| match &e {
-        mysql_async::Error::Server(s) => {
+        mysql_async::Error::Server(s) if !TRANSIENT_CODES.contains(&s.code) => {
             CatchupError::Definite(format!("{what}: {} (error {})", s.message, s.code))
         }
         _ => CatchupError::Transient(format!("{what}: {e}")),
@@ -127,12 +154,16 @@ const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146
 const GROUP_MAX: u32 = 500;
 const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 
-const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v1` (
-    task_id VARCHAR(64) NOT NULL PRIMARY KEY,
+/// One row per task and worker: where that worker's committed changes end.
+const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v2` (
+    task_id VARCHAR(64) NOT NULL,
+    worker INT NOT NULL,
+    workers INT NOT NULL,
     file VARCHAR(512) NOT NULL,
     pos BIGINT NOT NULL,
     gtid VARCHAR(2048) NULL,
-    updated_at DATETIME(6) NOT NULL
+    updated_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (task_id, worker)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 /// Does a statement run without a default schema name `schema` in a qualified identifier?
@@ -145,15 +176,42 @@ fn names_schema(sql: &str, schema: &str) -> bool {
         })
 }
 
-/// A binlog file name from a ROTATE event, without trailing bytes some servers append.
-fn clean_file_name(raw: &str) -> String {
-    raw.chars()
+/// A binlog file name from a ROTATE event, without the bytes some servers append to the
+/// artificial ones (their checksum, mysql_async issue 189): the name is cut to the current
+/// file's shape, `base.` and as many digits as its sequence number has (a sequence that
+/// outgrows its width would need a restart from `--start-position`).
+fn clean_file_name(raw: &str, current: &str) -> String {
+    let plain: String = raw
+        .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .collect()
+        .collect();
+    if let Some((base, seq)) = current.rsplit_once('.') {
+        let prefix = format!("{base}.");
+        if let Some(rest) = plain.strip_prefix(&prefix) {
+            let digits: String = rest
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(seq.len().max(1))
+                .collect();
+            if !digits.is_empty() {
+                return format!("{prefix}{digits}");
+            }
+        }
+    }
+    plain
+}
+
+/// How the coordinator writes to one target table.
+#[derive(Clone)]
+struct Table {
+    target: TargetTable,
+    /// Route every change of the table to one worker (no primary key, or other unique keys
+    /// whose collisions REPLACE would resolve differently out of order).
+    serial: bool,
 }
 
 struct Applier {
-    tables: HashMap<(String, String), TargetTable>,
+    tables: HashMap<(String, String), Table>,
 }
 
 impl Applier {
@@ -161,10 +219,10 @@ impl Applier {
         &mut self,
         tgt: &mut Conn,
         tm: &crate::rows::TableMap,
-    ) -> Result<TargetTable, CatchupError> {
+    ) -> Result<Table, CatchupError> {
         let k = (tm.db.clone(), tm.table.clone());
         if let Some(t) = self.tables.get(&k) {
-            if t.columns.len() == tm.columns.len() {
+            if t.target.columns.len() == tm.columns.len() {
                 return Ok(t.clone());
             }
         }
@@ -191,24 +249,33 @@ impl Applier {
                 )))
             }
         };
-        let pk: Vec<String> = tgt
+        let unique: Vec<(String, String)> = tgt
             .exec(
-                "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
                 (&tm.db, &tm.table),
             )
             .await
-            .map_err(db_err("reading the target's primary key"))?;
+            .map_err(db_err("reading the target's keys"))?;
+        let pk: Vec<&String> = unique
+            .iter()
+            .filter(|(i, _)| i == "PRIMARY")
+            .map(|(_, c)| c)
+            .collect();
         let key: Vec<usize> = pk
             .iter()
             .filter_map(|p| columns.iter().position(|c| c.eq_ignore_ascii_case(p)))
             .collect();
-        let t = TargetTable {
-            qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
-            columns,
-            key: if key.len() == pk.len() {
-                key
-            } else {
-                Vec::new()
+        let key = if !pk.is_empty() && key.len() == pk.len() {
+            key
+        } else {
+            Vec::new()
+        };
+        let t = Table {
+            serial: key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
+            target: TargetTable {
+                qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
+                columns,
+                key,
             },
         };
         self.tables.insert(k, t.clone());
@@ -216,8 +283,266 @@ impl Applier {
     }
 }
 
+/// The worker a row image's changes go to.
+fn route(
+    t: &Table,
+    tm: &crate::rows::TableMap,
+    image: &crate::rows::Image,
+    workers: usize,
+) -> usize {
+    let name = t.target.qualified.as_bytes();
+    if workers <= 1 {
+        return 0;
+    }
+    if t.serial {
+        return parallel::worker_of(parallel::stable_hash(&[name]), workers);
+    }
+    let mut lits = Vec::with_capacity(t.target.key.len());
+    for &i in &t.target.key {
+        let mut l = String::new();
+        match image.get(i).and_then(|c| c.as_ref()) {
+            Some(c) if apply::literal(c, &tm.columns[i], &mut l).is_ok() => {}
+            // No key value to route by: the table's own worker keeps it in order.
+            _ => return parallel::worker_of(parallel::stable_hash(&[name]), workers),
+        }
+        lits.push(l);
+    }
+    let mut parts: Vec<&[u8]> = vec![name];
+    parts.extend(lits.iter().map(|l| l.as_bytes()));
+    parallel::worker_of(parallel::stable_hash(&parts), workers)
+}
+
+/// The coordinator's side of the workers: per-worker statement buffers and what to skip.
+struct Pool {
+    senders: Vec<mpsc::Sender<Msg>>,
+    handles: Vec<tokio::task::JoinHandle<Result<(), CatchupError>>>,
+    bufs: Vec<String>,
+    /// Buffer length when the current source transaction started.
+    marks: Vec<usize>,
+    /// Statements of the current source transaction already sent (not just buffered).
+    sent_in_txn: Vec<bool>,
+    /// Statements applied (buffered or sent) since the worker's last commit.
+    dirty: Vec<bool>,
+    last_commit: Vec<Instant>,
+    /// Worker k already committed every transaction starting before `done[k]`.
+    done: Vec<BinlogPos>,
+    /// For the current source transaction: which workers skip it.
+    skip: Vec<bool>,
+}
+
+impl Pool {
+    fn n(&self) -> usize {
+        self.senders.len()
+    }
+
+    async fn send(&mut self, k: usize, m: Msg) -> Result<(), CatchupError> {
+        if self.senders[k].send(m).await.is_ok() {
+            return Ok(());
+        }
+        Err(self.failure().await)
+    }
+
+    /// The error of a worker that stopped.
+    async fn failure(&mut self) -> CatchupError {
+        self.senders.clear();
+        for h in self.handles.drain(..) {
+            match h.await {
+                Ok(Err(e)) => return e,
+                Err(e) => return CatchupError::Transient(format!("apply worker: {e}")),
+                Ok(Ok(())) => {}
+            }
+        }
+        CatchupError::Transient("an apply worker stopped".into())
+    }
+
+    /// A source transaction starts at `at`.
+    fn txn_start(&mut self, at: &BinlogPos) {
+        for k in 0..self.n() {
+            self.marks[k] = self.bufs[k].len();
+            self.sent_in_txn[k] = false;
+            self.skip[k] = at.partial_cmp(&self.done[k]) == Some(std::cmp::Ordering::Less);
+        }
+    }
+
+    async fn push(&mut self, k: usize, stmt: &str) -> Result<bool, CatchupError> {
+        if self.skip[k] {
+            return Ok(false);
+        }
+        self.bufs[k].push_str(stmt);
+        self.bufs[k].push(';');
+        self.dirty[k] = true;
+        if self.bufs[k].len() >= parallel::FLUSH_BYTES {
+            let b = std::mem::take(&mut self.bufs[k]);
+            self.marks[k] = 0;
+            self.sent_in_txn[k] = true;
+            self.send(k, Msg::Stmts(b)).await?;
+        }
+        Ok(true)
+    }
+
+    /// Commits every worker with changes (and idle ones now and then, so their checkpoints
+    /// keep up) with the checkpoint `c`.
+    async fn commit(&mut self, c: &Checkpoint, all: bool) -> Result<(), CatchupError> {
+        for k in 0..self.n() {
+            if !self.bufs[k].is_empty() {
+                let b = std::mem::take(&mut self.bufs[k]);
+                self.send(k, Msg::Stmts(b)).await?;
+            }
+            if self.dirty[k] || all || self.last_commit[k].elapsed() >= IDLE_CHECKPOINT {
+                self.send(k, Msg::Commit(c.clone())).await?;
+                self.dirty[k] = false;
+                self.last_commit[k] = Instant::now();
+            }
+            self.marks[k] = 0;
+        }
+        Ok(())
+    }
+
+    /// Drops the current, unfinished source transaction: buffered statements are cut off;
+    /// workers that already ran some of it roll back (their checkpoints stay where they were,
+    /// so the transactions they lose are applied again after a restart).
+    async fn discard_txn(&mut self) -> Result<(), CatchupError> {
+        for k in 0..self.n() {
+            if self.sent_in_txn[k] {
+                self.bufs[k].clear();
+                self.send(k, Msg::Rollback).await?;
+                self.dirty[k] = false;
+            } else {
+                let m = self.marks[k];
+                self.bufs[k].truncate(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every worker ran everything sent so far.
+    async fn sync(&mut self) -> Result<(), CatchupError> {
+        let mut waits = Vec::new();
+        for k in 0..self.n() {
+            let (tx, rx) = oneshot::channel();
+            self.send(k, Msg::Sync(tx)).await?;
+            waits.push(rx);
+        }
+        for w in waits {
+            if w.await.is_err() {
+                return Err(self.failure().await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(), CatchupError> {
+        self.senders.clear();
+        for h in self.handles.drain(..) {
+            match h.await {
+                Ok(r) => r?,
+                Err(e) => return Err(CatchupError::Transient(format!("apply worker: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Idle workers commit their checkpoint at least this often.
+const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the task's worker checkpoints: (worker, workers, position).
+async fn read_checkpoints(
+    tgt: &mut Conn,
+    task: &str,
+) -> Result<Vec<(usize, usize, Checkpoint)>, CatchupError> {
+    let rows: Vec<(u32, u32, String, u64, Option<String>)> = tgt
+        .exec(
+            "SELECT worker, workers, file, pos, gtid FROM `ferry_meta`.`catchup_checkpoint_v2` WHERE task_id = ? ORDER BY worker",
+            (task,),
+        )
+        .await
+        .map_err(db_err("reading the checkpoint"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(w, n, file, pos, gtid)| (w as usize, n as usize, Checkpoint { file, pos, gtid }))
+        .collect())
+}
+
+/// Counters kept across reconnects.
+#[derive(Default)]
+struct Totals {
+    transactions: u64,
+    rows: u64,
+    ddl: u64,
+    reconnects: u64,
+    started_at: Option<String>,
+    stopped_at: String,
+    lag: (u64, Option<u64>),
+    workers: usize,
+}
+
+/// Runs catch-up; after a lost connection (source restart, network), resumes from the
+/// checkpoints with backoff for up to `cfg.retry_for` without progress.
 pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let started = Instant::now();
+    let mut totals = Totals::default();
+    let mut delay = std::time::Duration::from_secs(1);
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        let before = totals.transactions + totals.ddl;
+        match run_once(&cfg, &mut totals).await {
+            Ok(()) => break,
+            Err(e) if e.is_transient() => {
+                if totals.transactions + totals.ddl > before {
+                    failing_since = None;
+                    delay = std::time::Duration::from_secs(1);
+                }
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= cfg.retry_for || stop_requested(&cfg) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), "connection lost; resuming from the checkpoint");
+                let mut stop = cfg.stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = wait_stop(&mut stop) => return Err(e),
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                totals.reconnects += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    Ok(CatchupSummary {
+        task_id: cfg.task_id.clone(),
+        started_at: totals.started_at.unwrap_or_default(),
+        stopped_at: totals.stopped_at,
+        transactions: totals.transactions,
+        rows: totals.rows,
+        ddl: totals.ddl,
+        elapsed_secs: secs,
+        rows_per_sec: totals.rows as f64 / secs,
+        lag_seconds: totals.lag.0,
+        bytes_behind: totals.lag.1,
+        workers: totals.workers,
+        reconnects: totals.reconnects,
+    })
+}
+
+fn stop_requested(cfg: &CatchupConfig) -> bool {
+    cfg.stop.as_ref().is_some_and(|s| *s.borrow())
+}
+
+/// Resolves once a stop is requested (never without a stop channel).
+async fn wait_stop(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(s) => {
+            if s.wait_for(|v| *v).await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), CatchupError> {
     let mut tgt = connect(&cfg.target).await?;
     tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
         .await
@@ -225,30 +550,89 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     tgt.query_drop(CHECKPOINT_DDL)
         .await
         .map_err(db_err("creating the catch-up checkpoint table"))?;
-    tgt.query_drop("SET SESSION time_zone = '+00:00', foreign_key_checks = 0")
+    tgt.query_drop(parallel::SESSION_SETUP)
         .await
         .map_err(db_err("target session setup"))?;
-    let saved: Option<(String, u64)> = tgt
-        .exec_first(
-            "SELECT file, pos FROM `ferry_meta`.`catchup_checkpoint_v1` WHERE task_id = ?",
-            (&cfg.task_id,),
-        )
-        .await
-        .map_err(db_err("reading the checkpoint"))?;
-    let start = match saved {
-        Some((file, pos)) => {
-            tracing::info!(%file, pos, "resuming from the checkpoint");
-            BinlogPos::new(file, pos)
+
+    // Worker checkpoints: start at the lowest; each worker skips what it already committed.
+    let saved = read_checkpoints(&mut tgt, &cfg.task_id).await?;
+    let mut workers = cfg.workers.max(1);
+    let mut done: Vec<BinlogPos>;
+    if saved.is_empty() {
+        done = vec![cfg.start.clone(); workers];
+    } else {
+        let saved_n = saved[0].1.max(1);
+        let all_equal = saved
+            .iter()
+            .all(|(_, _, c)| c.file == saved[0].2.file && c.pos == saved[0].2.pos);
+        if !all_equal && saved_n != workers {
+            tracing::warn!(
+                saved_n,
+                requested = workers,
+                "the task stopped mid-group with another worker count; keeping {saved_n} workers so that nothing is applied twice"
+            );
+            workers = saved_n;
         }
-        None => cfg.start.clone(),
-    };
+        let lowest = saved
+            .iter()
+            .map(|(_, _, c)| BinlogPos::new(c.file.clone(), c.pos))
+            .reduce(|a, b| if b < a { b } else { a })
+            .unwrap_or_else(|| cfg.start.clone());
+        done = vec![lowest.clone(); workers];
+        if !all_equal {
+            for (k, _, c) in &saved {
+                if *k < workers {
+                    done[*k] = BinlogPos::new(c.file.clone(), c.pos);
+                }
+            }
+        }
+        tracing::info!(position = %lowest, workers, "resuming from the checkpoint");
+    }
+    totals.workers = workers;
+    let start = done
+        .iter()
+        .cloned()
+        .reduce(|a, b| if b < a { b } else { a })
+        .unwrap_or_else(|| cfg.start.clone());
+    if totals.started_at.is_none() {
+        totals.started_at = Some(start.to_string());
+    }
+    totals.stopped_at = start.to_string();
+
     let mut src = connect(&cfg.source).await?;
     precheck(&mut src, &start).await?;
-    tracing::info!(start = %start, "precheck passed; streaming");
-    let stream_conn = connect(&cfg.source).await?;
+    tracing::info!(start = %start, workers, "precheck passed; streaming");
 
+    let mut pool = Pool {
+        senders: Vec::new(),
+        handles: Vec::new(),
+        bufs: vec![String::new(); workers],
+        marks: vec![0; workers],
+        sent_in_txn: vec![false; workers],
+        dirty: vec![false; workers],
+        last_commit: vec![Instant::now(); workers],
+        done,
+        skip: vec![false; workers],
+    };
+    for k in 0..workers {
+        let mut c = connect(&cfg.target).await?;
+        c.query_drop(parallel::SESSION_SETUP)
+            .await
+            .map_err(db_err("target session setup"))?;
+        let (tx, rx) = mpsc::channel(64);
+        pool.senders.push(tx);
+        pool.handles.push(tokio::spawn(parallel::worker(
+            c,
+            cfg.task_id.clone(),
+            k,
+            workers,
+            rx,
+        )));
+    }
+
+    let stream_conn = connect(&cfg.source).await?;
     // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Positioned>(1024);
+    let (tx, mut rx) = mpsc::channel::<source::Positioned>(1024);
     let stream_start = StreamStart {
         file: start.file.clone(),
         pos: start.pos,
@@ -284,57 +668,82 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             }
         }
     });
+    // Ends the reader (and its replica connection) on every way out of this attempt.
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _reader_guard = AbortOnDrop(reader.abort_handle());
+
     let mut applier = Applier {
         tables: HashMap::new(),
     };
-    let mut st = Txn {
-        task: cfg.task_id.clone(),
-        file: start.file.clone(),
-        pos: start.pos,
-        gtid: None,
-        in_tx: false,
-        grouped: 0,
-        group_started: Instant::now(),
-    };
-    let (mut transactions, mut rows, mut ddl) = (0u64, 0u64, 0u64);
+    let mut pos = start.clone();
+    let mut gtid: Option<String> = None;
+    let mut in_txn = false;
+    let mut grouped = 0u32;
+    let mut group_started = Instant::now();
+    let mut stopping = false;
+    let mut stop = cfg.stop.clone();
     let mut last_report = Instant::now();
-    let mut reported_rows = 0u64;
+    let mut reported = (totals.rows, totals.transactions);
     let mut last_event_ts = 0u32;
-    let mut lag = (0u64, None::<u64>);
-    while let Some(p) = rx.recv().await {
+    let mut stmts = Vec::new();
+    loop {
+        let p = tokio::select! {
+            biased;
+            _ = wait_stop(&mut stop), if !stopping => {
+                stopping = true;
+                tracing::info!("stop requested: finishing the current transaction");
+                stop = None;
+                if in_txn { continue } else { break }
+            }
+            p = rx.recv() => match p { Some(p) => p, None => break },
+        };
         if p.timestamp > 0 {
             last_event_ts = p.timestamp;
         }
         if last_report.elapsed() >= REPORT_EVERY {
-            lag = measure_lag(&mut src, &st.file, st.pos, last_event_ts, rx.is_empty()).await;
+            totals.lag =
+                measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, rx.is_empty()).await;
             let secs = last_report.elapsed().as_secs_f64();
             tracing::info!(
-                position = %format!("{}:{}", st.file, st.pos),
-                transactions,
-                rows,
-                rows_per_sec = ((rows - reported_rows) as f64 / secs) as u64,
-                lag_seconds = lag.0,
-                bytes_behind = lag.1.map_or("?".to_string(), |b| b.to_string()),
+                position = %pos,
+                transactions = totals.transactions,
+                rows = totals.rows,
+                rows_per_sec = ((totals.rows - reported.0) as f64 / secs) as u64,
+                transactions_per_sec = ((totals.transactions - reported.1) as f64 / secs) as u64,
+                lag_seconds = totals.lag.0,
+                bytes_behind = totals.lag.1.map_or("?".to_string(), |b| b.to_string()),
                 "catchup progress"
             );
-            reported_rows = rows;
+            reported = (totals.rows, totals.transactions);
             last_report = Instant::now();
         }
+        let mut txn_ended = false;
         match p.change {
-            // The fake ROTATE at the start names the file we asked for, possibly with stray
-            // bytes: only real ROTATE events move the position to another file.
+            // ROTATE: a real one ends a file; the server also sends an artificial one at the
+            // start (naming the file we asked for, sometimes with stray bytes) and whenever
+            // it opens the next file (after a STOP event at a restart, for one). Only a move
+            // to another file changes the position: the artificial one at the start may
+            // carry offset 4 instead of our start offset.
             Change::Rotate {
-                file: f,
-                pos: at,
-                artificial: false,
+                file: f, pos: at, ..
             } => {
-                let f = clean_file_name(&f);
-                if !f.is_empty() {
-                    st.file = f;
-                    st.pos = at;
+                let f = clean_file_name(&f, &pos.file);
+                if !f.is_empty() && f != pos.file {
+                    pos = BinlogPos::new(f, at);
                 }
             }
-            Change::Gtid(g) => st.gtid = Some(g),
+            Change::Gtid(g) => {
+                gtid = Some(g);
+                if !in_txn {
+                    in_txn = true;
+                    pool.txn_start(&pos);
+                }
+            }
             Change::Query { db, sql } => {
                 let text = String::from_utf8_lossy(&sql).trim().to_string();
                 let wanted = cfg.schemas.as_ref().is_none_or(|s| {
@@ -342,20 +751,36 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 });
                 let upper = text.to_ascii_uppercase();
                 if upper == "BEGIN" {
-                    st.begin(&mut tgt).await?;
+                    if !in_txn {
+                        in_txn = true;
+                        pool.txn_start(&pos);
+                    }
                 } else if upper == "COMMIT" {
                     if p.end_pos > 0 {
-                        st.pos = p.end_pos;
+                        pos.pos = p.end_pos;
                     }
-                    st.commit(&mut tgt).await?;
-                    transactions += 1;
+                    txn_ended = true;
+                } else if upper.starts_with("SAVEPOINT")
+                    || upper.starts_with("ROLLBACK TO")
+                    || upper.starts_with("RELEASE SAVEPOINT")
+                {
+                    // Savepoints inside a transaction: its row events already say what stayed.
                 } else if !wanted {
                     tracing::debug!(schema = %db, "statement outside the replicated schemas skipped");
-                } else {
-                    // DDL: a barrier, applied in the statement's schema, then checkpointed.
-                    if st.in_tx {
-                        st.commit(&mut tgt).await?;
+                    if p.end_pos > 0 {
+                        pos.pos = p.end_pos;
                     }
+                    in_txn = false;
+                } else {
+                    // DDL: a barrier. Everything before it is committed on every worker, the
+                    // statement runs in its schema, then every worker's checkpoint moves past it.
+                    let ckpt = Checkpoint {
+                        file: pos.file.clone(),
+                        pos: pos.pos,
+                        gtid: gtid.clone(),
+                    };
+                    pool.commit(&ckpt, false).await?;
+                    pool.sync().await?;
                     if !db.is_empty() {
                         tgt.query_drop(format!("USE {}", ferry_shared::ident::quote_ident(&db)))
                             .await
@@ -377,73 +802,148 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                     }
                     applier.tables.clear();
                     if p.end_pos > 0 {
-                        st.pos = p.end_pos;
+                        pos.pos = p.end_pos;
                     }
-                    // The DDL's own checkpoint (commit() opens the transaction).
-                    st.commit(&mut tgt).await?;
-                    ddl += 1;
+                    let mut sql = String::from("START TRANSACTION;");
+                    for k in 0..workers {
+                        let c = Checkpoint {
+                            file: pos.file.clone(),
+                            pos: pos.pos,
+                            gtid: gtid.clone(),
+                        };
+                        sql.push_str(&parallel::checkpoint_sql(&cfg.task_id, k, workers, &c));
+                        sql.push(';');
+                        pool.done[k] = pos.clone();
+                    }
+                    sql.push_str("COMMIT");
+                    tgt.query_drop(sql)
+                        .await
+                        .map_err(db_err("writing the checkpoint"))?;
+                    totals.ddl += 1;
+                    in_txn = false;
+                    grouped = 0;
+                    group_started = Instant::now();
+                    if stopping {
+                        break;
+                    }
                 }
             }
             Change::Rows { table, event } => {
                 if cfg.schemas.as_ref().is_some_and(|s| !s.contains(&table.db)) {
                     continue;
                 }
-                st.begin(&mut tgt).await?;
-                let t = applier.table(&mut tgt, &table).await?;
-                for s in apply::statements(&event, &table, &t).map_err(CatchupError::Definite)? {
-                    tgt.query_drop(&s)
-                        .await
-                        .map_err(db_err(&format!("applying a change to {}", t.qualified)))?;
+                if !in_txn {
+                    in_txn = true;
+                    pool.txn_start(&pos);
                 }
-                rows += event.rows.len() as u64;
+                let t = applier.table(&mut tgt, &table).await?;
+                let kind = event.kind;
+                for (before, after) in event.rows {
+                    // Full images: an UPDATE is a DELETE of the old key and a REPLACE of the
+                    // new row, each routed by its own key. Partial images stay one statement.
+                    let full = |i: &Option<crate::rows::Image>| {
+                        i.as_ref().is_none_or(|i| i.iter().all(|c| c.is_some()))
+                    };
+                    let parts: Vec<(
+                        RowsKind,
+                        Option<crate::rows::Image>,
+                        Option<crate::rows::Image>,
+                    )> = if kind == RowsKind::Update && full(&before) && full(&after) {
+                        vec![
+                            (RowsKind::Delete, before, None),
+                            (RowsKind::Write, None, after),
+                        ]
+                    } else {
+                        vec![(kind, before, after)]
+                    };
+                    for (kind, before, after) in parts {
+                        let Some(img) = before.as_ref().or(after.as_ref()) else {
+                            continue;
+                        };
+                        let w = route(&t, &table, img, workers);
+                        let one = RowsEvent {
+                            table_id: event.table_id,
+                            kind,
+                            rows: vec![(before, after)],
+                        };
+                        stmts.clear();
+                        stmts.extend(
+                            apply::statements(&one, &table, &t.target)
+                                .map_err(CatchupError::Definite)?,
+                        );
+                        for s in &stmts {
+                            pool.push(w, s).await?;
+                        }
+                    }
+                    totals.rows += 1;
+                }
             }
             Change::Commit { .. } => {
                 if p.end_pos > 0 {
-                    st.pos = p.end_pos;
+                    pos.pos = p.end_pos;
                 }
-                transactions += 1;
-                st.grouped += 1;
-                // Group source transactions into one target commit while more are already
-                // waiting; the checkpoint still moves only with the data it covers.
-                let more_waiting = !rx.is_empty();
-                if !more_waiting
-                    || st.grouped >= GROUP_MAX
-                    || st.group_started.elapsed() >= GROUP_TIME
-                {
-                    st.commit(&mut tgt).await?;
-                }
+                txn_ended = true;
             }
             _ => {}
         }
-    }
-    match reader.await {
-        Ok(r) => r?,
-        Err(e) => return Err(CatchupError::Transient(format!("binlog reader: {e}"))),
-    }
-    if st.in_tx {
-        if st.grouped > 0 {
-            // Whole source transactions still waiting for their group commit.
-            st.commit(&mut tgt).await?;
-        } else {
-            let _ = tgt.query_drop("ROLLBACK").await;
+        if txn_ended {
+            in_txn = false;
+            totals.transactions += 1;
+            grouped += 1;
+            // Group source transactions into one commit per worker while more are already
+            // waiting; each worker's checkpoint moves only with the data it covers.
+            if stopping
+                || rx.is_empty()
+                || grouped >= GROUP_MAX
+                || group_started.elapsed() >= GROUP_TIME
+            {
+                let ckpt = Checkpoint {
+                    file: pos.file.clone(),
+                    pos: pos.pos,
+                    gtid: gtid.clone(),
+                };
+                pool.commit(&ckpt, stopping).await?;
+                grouped = 0;
+                group_started = Instant::now();
+                totals.stopped_at = pos.to_string();
+            }
+            if stopping {
+                break;
+            }
         }
     }
-    if cfg.until_caught_up {
-        lag = measure_lag(&mut src, &st.file, st.pos, last_event_ts, true).await;
+    if !stopping {
+        match reader.await {
+            Ok(Ok(())) if !cfg.until_caught_up => {
+                return Err(CatchupError::Transient(
+                    "the source ended the binlog stream".into(),
+                ))
+            }
+            Ok(r) => r?,
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => return Err(CatchupError::Transient(format!("binlog reader: {e}"))),
+        }
     }
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    Ok(CatchupSummary {
-        task_id: cfg.task_id,
-        started_at: start.to_string(),
-        stopped_at: format!("{}:{}", st.file, st.pos),
-        transactions,
-        rows,
-        ddl,
-        elapsed_secs: secs,
-        rows_per_sec: rows as f64 / secs,
-        lag_seconds: lag.0,
-        bytes_behind: lag.1,
-    })
+    if in_txn {
+        // A source transaction cut off at the end of the stream: not applied.
+        pool.discard_txn().await?;
+    }
+    let ckpt = Checkpoint {
+        file: pos.file.clone(),
+        pos: pos.pos,
+        gtid: gtid.clone(),
+    };
+    if !in_txn {
+        pool.commit(&ckpt, true).await?;
+        totals.stopped_at = pos.to_string();
+    } else {
+        pool.commit(&ckpt, false).await.ok();
+    }
+    pool.finish().await?;
+    if cfg.until_caught_up {
+        totals.lag = measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, true).await;
+    }
+    Ok(())
 }
 
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -476,43 +976,23 @@ async fn measure_lag(
     (secs, bytes)
 }
 
-/// The applied position and the target transaction it is committed in.
-struct Txn {
-    task: String,
-    file: String,
-    pos: u64,
-    gtid: Option<String>,
-    in_tx: bool,
-    /// Source transactions applied since the last target commit, and since when.
-    grouped: u32,
-    group_started: Instant,
-}
-
-impl Txn {
-    /// Opens a target transaction unless one is open.
-    async fn begin(&mut self, tgt: &mut Conn) -> Result<(), CatchupError> {
-        if !self.in_tx {
-            tgt.query_drop("START TRANSACTION")
-                .await
-                .map_err(db_err("START TRANSACTION"))?;
-            self.in_tx = true;
-        }
-        Ok(())
-    }
-
-    /// Commits what is applied together with the checkpoint of the current position.
-    async fn commit(&mut self, tgt: &mut Conn) -> Result<(), CatchupError> {
-        self.begin(tgt).await?;
-        tgt.exec_drop(
-            "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v1` (task_id, file, pos, gtid, updated_at) VALUES (?, ?, ?, ?, NOW(6))",
-            (&self.task, &self.file, self.pos, &self.gtid),
-        )
-        .await
-        .map_err(db_err("writing the checkpoint"))?;
-        tgt.query_drop("COMMIT").await.map_err(db_err("COMMIT"))?;
-        self.in_tx = false;
-        self.grouped = 0;
-        self.group_started = Instant::now();
-        Ok(())
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rotate_names_lose_appended_bytes() {
+        let c = "mysql-bin.000001";
+        assert_eq!(super::clean_file_name("mysql-bin.000001u\u{1}x", c), c);
+        assert_eq!(
+            super::clean_file_name("mysql-bin.0000027", c),
+            "mysql-bin.000002"
+        );
+        assert_eq!(
+            super::clean_file_name("mysql-bin.000002", c),
+            "mysql-bin.000002"
+        );
+        assert_eq!(
+            super::clean_file_name("other.000009\u{0}", c),
+            "other.000009"
+        );
     }
 }
