@@ -185,6 +185,8 @@ async fn streamed_changes_applied_in_safe_mode_converge() {
                 qualified: format!("`{db}`.`{}`", tm.table),
                 key: if tm.table == "k" { vec![0] } else { vec![] },
                 columns: names,
+                generated: vec![],
+                fixed_binary: vec![],
             };
             if round == 1 && tm.table == "nk" {
                 continue; // no key: replays are not idempotent; checkpoints make them exact

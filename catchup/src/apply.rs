@@ -28,6 +28,31 @@ pub struct TargetTable {
     pub columns: Vec<String>,
     /// Indexes (into `columns`) of the key used to find rows; empty: no key.
     pub key: Vec<usize>,
+    /// Columns (same indexes) that are generated on the target: never written, the target
+    /// computes them (a missing entry: not generated).
+    pub generated: Vec<bool>,
+    /// Fixed-size binary columns (BINARY(n), INET6, UUID) on the target: their byte size
+    /// (0: other). Row images drop such values' trailing zero bytes; INET6 and UUID do not
+    /// pad them back on their own.
+    pub fixed_binary: Vec<usize>,
+}
+
+impl TargetTable {
+    fn is_generated(&self, i: usize) -> bool {
+        self.generated.get(i).copied().unwrap_or(false)
+    }
+
+    /// The cell as the target needs it: fixed-size binaries padded with zero bytes.
+    fn cell<'a>(&self, i: usize, cell: &'a Cell) -> std::borrow::Cow<'a, Cell> {
+        match (cell, self.fixed_binary.get(i).copied().unwrap_or(0)) {
+            (Cell::Bytes(b), n) if b.len() < n => {
+                let mut padded = b.clone();
+                padded.resize(n, 0);
+                std::borrow::Cow::Owned(Cell::Bytes(padded))
+            }
+            _ => std::borrow::Cow::Borrowed(cell),
+        }
+    }
 }
 
 fn push_hex(out: &mut String, b: &[u8]) {
@@ -107,11 +132,14 @@ fn row_values(
     let mut vals = String::from("(");
     for (i, cell) in image.iter().enumerate() {
         let Some(cell) = cell else { continue };
+        if t.is_generated(i) {
+            continue;
+        }
         if !cols.is_empty() {
             vals.push(',');
         }
         cols.push(quote_ident(&t.columns[i]));
-        literal(cell, &tm.columns[i], &mut vals)?;
+        literal(&t.cell(i, cell), &tm.columns[i], &mut vals)?;
     }
     vals.push(')');
     Ok((cols, vals))
@@ -126,7 +154,7 @@ fn where_clause(
     all_key: bool,
 ) -> Result<String, String> {
     let idx: Vec<usize> = if t.key.is_empty() {
-        (0..image.len()).collect()
+        (0..image.len()).filter(|&i| !t.is_generated(i)).collect()
     } else {
         t.key.clone()
     };
@@ -147,7 +175,7 @@ fn where_clause(
         }
         w.push_str(&quote_ident(&t.columns[i]));
         w.push_str(" <=> ");
-        literal(cell, &tm.columns[i], &mut w)?;
+        literal(&t.cell(i, cell), &tm.columns[i], &mut w)?;
     }
     if w.is_empty() {
         return Err(format!("no column of {} to find the row by", t.qualified));
@@ -174,7 +202,7 @@ fn update_in_place(
     let mut set = String::new();
     for (i, cell) in after.iter().enumerate() {
         let Some(cell) = cell else { continue };
-        if matches!(cell, Cell::JsonDiff(d) if d.is_empty()) {
+        if matches!(cell, Cell::JsonDiff(d) if d.is_empty()) || t.is_generated(i) {
             continue;
         }
         if !set.is_empty() {
@@ -192,7 +220,7 @@ fn update_in_place(
         set.push_str(" = ");
         match cell {
             Cell::JsonDiff(diffs) => jsondiff::sql_expr(&col, diffs, &mut set),
-            _ => literal(cell, source_col, &mut set),
+            _ => literal(&t.cell(i, cell), source_col, &mut set),
         }
         .map_err(|e| format!("column {col} of {}: {e}", t.qualified))?;
     }
@@ -267,6 +295,8 @@ mod tests {
 
     fn target(key: Vec<usize>) -> TargetTable {
         TargetTable {
+            generated: vec![],
+            fixed_binary: vec![],
             qualified: "`mysql`.`t`".into(),
             columns: ["id", "json_col", "name", "age"].map(String::from).to_vec(),
             key,

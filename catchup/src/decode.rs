@@ -46,6 +46,9 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct Decoder {
     maps: HashMap<u64, Arc<TableMap>>,
+    /// The source is MariaDB (from the FORMAT_DESCRIPTION's server version, or from the
+    /// MariaDB-only events seen).
+    mariadb: bool,
 }
 
 fn malformed(h: &EventHeader, offset: u64, what: String) -> BinlogError {
@@ -59,6 +62,11 @@ fn malformed(h: &EventHeader, offset: u64, what: String) -> BinlogError {
 impl Decoder {
     pub fn new() -> Self {
         Decoder::default()
+    }
+
+    /// The server version of the FORMAT_DESCRIPTION event that starts each binlog file.
+    pub fn set_server_version(&mut self, version: &str) {
+        self.mariadb = version.contains("MariaDB");
     }
 
     /// Decodes one framed event (its body without the CRC trailer).
@@ -95,7 +103,7 @@ impl Decoder {
                 xid: events::xid(body).map_err(bad)?,
             }),
             19 => {
-                let tm = rows::parse_table_map(body).map_err(bad)?;
+                let tm = rows::parse_table_map(body, self.mariadb).map_err(bad)?;
                 self.maps.insert(tm.table_id, Arc::new(tm));
             }
             33 | 34 => {
@@ -149,6 +157,7 @@ pub fn decode_file(data: &[u8]) -> Result<Vec<Change>, BinlogError> {
         let ev = ev?;
         if ev.header.type_code == 15 {
             if let Some(f) = reader.format() {
+                dec.set_server_version(&f.server_version);
                 out.push(Change::Format(f.clone()));
             }
             continue;

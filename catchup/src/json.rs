@@ -289,7 +289,7 @@ mod tests {
         for ev in FileReader::new(&data).unwrap() {
             let ev = ev.unwrap();
             if ev.header.type_code == 19 {
-                let tm = parse_table_map(ev.body).unwrap();
+                let tm = parse_table_map(ev.body, false).unwrap();
                 maps.insert(tm.table_id, tm);
             } else if let Some((crate::rows::RowsKind::Write, _)) = rows_kind(ev.header.type_code) {
                 let tm = &maps[&rows_table_id(ev.body).unwrap()];

@@ -116,22 +116,26 @@ fn bit(bits: &[u8], i: usize) -> bool {
     bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
-fn is_numeric(t: u8) -> bool {
-    matches!(
-        t,
-        ty::TINY
-            | ty::SHORT
-            | ty::INT24
-            | ty::LONG
-            | ty::LONGLONG
-            | ty::NEWDECIMAL
-            | ty::FLOAT
-            | ty::DOUBLE
-    )
+/// Columns that the SIGNEDNESS metadata has a bit for. MariaDB also counts YEAR (its YEAR
+/// field is a TINYINT underneath); MySQL does not.
+fn is_numeric(t: u8, mariadb: bool) -> bool {
+    (mariadb && t == ty::YEAR)
+        || matches!(
+            t,
+            ty::TINY
+                | ty::SHORT
+                | ty::INT24
+                | ty::LONG
+                | ty::LONGLONG
+                | ty::NEWDECIMAL
+                | ty::FLOAT
+                | ty::DOUBLE
+        )
 }
 
 /// Parses a TABLE_MAP body (6-byte table ids).
-pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
+/// `mariadb`: the event comes from a MariaDB server (its metadata counts columns differently).
+pub fn parse_table_map(body: &[u8], mariadb: bool) -> Result<TableMap, String> {
     let mut c = Cursor::new(body);
     let table_id = c.le(6)?;
     let _flags = c.le(2)?;
@@ -188,7 +192,9 @@ pub fn parse_table_map(body: &[u8]) -> Result<TableMap, String> {
         let v = c.take(len)?;
         match kind {
             1 => {
-                let numeric = columns.iter_mut().filter(|c| is_numeric(c.type_code));
+                let numeric = columns
+                    .iter_mut()
+                    .filter(|c| is_numeric(c.type_code, mariadb));
                 for (k, col) in numeric.enumerate() {
                     let byte = v.get(k / 8).copied().unwrap_or(0);
                     col.unsigned = Some(byte & (0x80 >> (k % 8)) != 0);
@@ -519,7 +525,7 @@ mod tests {
             let ev = ev.unwrap();
             match ev.header.type_code {
                 19 => {
-                    let tm = parse_table_map(ev.body).unwrap();
+                    let tm = parse_table_map(ev.body, false).unwrap();
                     maps.insert(tm.table_id, tm);
                 }
                 t if rows_kind(t).is_some() => {

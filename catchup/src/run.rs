@@ -226,13 +226,14 @@ impl Applier {
                 return Ok(t.clone());
             }
         }
-        let target_cols: Vec<String> = tgt
+        let described: Vec<(String, String, String, Option<u64>)> = tgt
             .exec(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (&tm.db, &tm.table),
             )
             .await
             .map_err(db_err("reading the target's columns"))?;
+        let target_cols: Vec<String> = described.iter().map(|(c, ..)| c.clone()).collect();
         if target_cols.is_empty() {
             return Err(CatchupError::Definite(format!(
                 "`{}`.`{}` changed on the source but does not exist on the target: load the dump first",
@@ -270,12 +271,34 @@ impl Applier {
         } else {
             Vec::new()
         };
+        // VIRTUAL/STORED (MySQL) and PERSISTENT (MariaDB) generated columns.
+        let described_of = |c: &String| described.iter().find(|(n, ..)| n.eq_ignore_ascii_case(c));
+        let generated = columns
+            .iter()
+            .map(|c| {
+                described_of(c)
+                    .is_some_and(|(_, extra, ..)| extra.to_ascii_uppercase().contains("GENERATED"))
+            })
+            .collect();
+        let fixed_binary = columns
+            .iter()
+            .map(|c| match described_of(c) {
+                Some((_, _, ty, len)) => match ty.to_ascii_lowercase().as_str() {
+                    "inet6" | "uuid" => 16,
+                    "binary" => len.unwrap_or(0) as usize,
+                    _ => 0,
+                },
+                None => 0,
+            })
+            .collect();
         let t = Table {
             serial: key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
             target: TargetTable {
                 qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
                 columns,
                 key,
+                generated,
+                fixed_binary,
             },
         };
         self.tables.insert(k, t.clone());
@@ -842,7 +865,10 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                     // Full images: an UPDATE is a DELETE of the old key and a REPLACE of the
                     // new row, each routed by its own key. Partial images stay one statement.
                     let full = |i: &Option<crate::rows::Image>| {
-                        i.as_ref().is_none_or(|i| i.iter().all(|c| c.is_some()))
+                        i.as_ref().is_none_or(|i| {
+                            i.iter()
+                                .all(|c| matches!(c, Some(c) if !matches!(c, crate::rows::Cell::JsonDiff(_))))
+                        })
                     };
                     let parts: Vec<(
                         RowsKind,

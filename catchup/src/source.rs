@@ -115,6 +115,10 @@ pub async fn stream_to(
             flags: h.flags_raw(),
         };
         if header.type_code == 15 {
+            // FORMAT_DESCRIPTION: binlog version (2 bytes), then the server version (50).
+            let v = ev.data().get(2..52).unwrap_or_default();
+            let v = &v[..v.iter().position(|&b| b == 0).unwrap_or(v.len())];
+            decoder.set_server_version(&String::from_utf8_lossy(v));
             continue;
         }
         let framed = Event {
