@@ -2,8 +2,7 @@
 # Benchmarks of ferry against the usual tools, on throwaway MariaDB servers
 # (scripts/servers.sh) with a sysbench oltp dataset.
 #
-# Usage: scripts/bench.sh dump|load [options]
-#        scripts/bench.sh catchup             (not implemented yet; exit 2)
+# Usage: scripts/bench.sh dump|load|catchup [options]
 #
 # dump: time `ferry dump` (plain and --compress zstd), mydumper (plain and
 # -c gzip), mariadb-dump (one thread, --single-transaction) and the server's
@@ -20,26 +19,47 @@
 # target; check the target's row count after each; print medians, MB/s, peak
 # RSS, ratios with their goals, then one `BENCH_LOAD_JSON {...}` line.
 #
-# Options (both):
-#   --tables N           sysbench tables (default 8)
-#   --rows-per-table N   rows per table (default 250000; 8 x 250000 ~ 458 MB)
-#   --threads N          dump/load threads, concurrent sessions (default 4)
-#   --runs N             timed runs per tool; the median is reported (default 3)
-#   --chunk-rows N       rows per chunk for ferry and mydumper
-#                        (default rows-per-table / 4)
+# catchup: after sysbench prepare, the source's datadir is copied (server
+# stopped) as the pristine target; then sysbench oltp_write_only runs TIME s
+# with THREADS clients on the source and its binlog from there on is the
+# workload W. W is applied four ways, each to a target restored from the
+# pristine copy (restarted, buffer pool warmed): native MariaDB replication
+# with slave_parallel_threads 0 and 4 (optimistic; the relay log is fetched
+# first, untimed, and only the SQL thread is timed, up to MASTER_POS_WAIT of
+# W's end), and `ferry catchup --until caught-up` with --workers 1 and 4
+# (wall clock, reading W from the source itself). After each, CHECKSUM TABLE
+# of every sbtest table must match the source. Prints medians, trx/s, the
+# ratios to native with the goal (ferry >= 2x the single-threaded native
+# replica), then one `BENCH_CATCHUP_JSON {...}` line (also written to the
+# file named by $BENCH_CATCHUP_JSON, if set).
+#
+# Options (all):
+#   --tables N           sysbench tables (default 8; catchup 4)
+#   --rows-per-table N   rows per table (default 250000, 8 x 250000 ~ 458 MB;
+#                        catchup 100000)
+#   --threads N          dump/load threads, concurrent sessions; catchup:
+#                        sysbench clients writing W (default 4)
+#   --runs N             timed runs per tool; the median is reported
+#                        (default 3; catchup 1, tools alternating)
 #   --ferry-bin PATH     use this ferry binary instead of building
 #                        target/release/ferry
 #   --workdir DIR        parent of the scratch dir (default <repo>/target;
 #                        servers, data and dump outputs all live there)
 #   --keep               keep the scratch dir (logs) at exit
+# dump and load:
+#   --chunk-rows N       rows per chunk for ferry and mydumper
+#                        (default rows-per-table / 4)
+# catchup:
+#   --time N             seconds of sysbench oltp_write_only making W (default 30)
 #
-# Installs sysbench, mydumper, mariadb-client and time with apt-get if missing.
+# Installs sysbench, mydumper, mariadb-client and time with apt-get if missing
+# (scripts/servers.sh installs mariadb-server).
 # Exit status: 0 if every tool succeeded, 1 if one failed (its log tail is
 # printed), 2 for usage errors.
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib-bench.sh
+# shellcheck source=scripts/lib-bench.sh disable=SC1091  # followed with shellcheck -x
 source "$REPO_DIR/scripts/lib-bench.sh"
 
 usage() {
@@ -56,7 +76,7 @@ cleanup() {
     local rc=$?
     stop_servers
     if [[ -n "$BENCH_WORK" && -d "$BENCH_WORK" ]]; then
-        rm -rf -- "$BENCH_WORK/out" "$BENCH_WORK/servers"
+        rm -rf -- "$BENCH_WORK/out" "$BENCH_WORK/servers" "$BENCH_WORK/pristine"
         if ((BENCH_KEEP)); then
             log "kept $BENCH_WORK (logs in $BENCH_LOG_DIR)"
         else
@@ -159,11 +179,16 @@ mbps() {
     if [[ -n "$1" && -n "$2" ]]; then awk -v b="$1" -v t="$2" 'BEGIN { printf "%.1f", b / 1e6 / t }'; else printf -- '-'; fi
 }
 
-# parse_opts SUBCOMMAND ARGS...: the options both benchmarks take; sets TABLES ROWS THREADS
-# RUNS CHUNK_ROWS FERRY_BIN BENCH_PARENT.
+# parse_opts SUBCOMMAND ARGS...: the options of the benchmarks; sets TABLES ROWS THREADS
+# RUNS CHUNK_ROWS FERRY_BIN BENCH_PARENT, and for catchup WORKLOAD_SECS.
 parse_opts() {
     local sub="$1"; shift
-    TABLES=8 ROWS=250000 THREADS=4 RUNS=3 CHUNK_ROWS="" FERRY_BIN=""
+    if [[ "$sub" == catchup ]]; then
+        TABLES=4 ROWS=100000 RUNS=1
+    else
+        TABLES=8 ROWS=250000 RUNS=3
+    fi
+    THREADS=4 CHUNK_ROWS="" FERRY_BIN="" WORKLOAD_SECS=30
     BENCH_PARENT="$REPO_DIR/target"
     while (($#)); do
         case "$1" in
@@ -171,7 +196,12 @@ parse_opts() {
             --rows-per-table) posint "$1" "${2:-}"; ROWS="$2"; shift 2 ;;
             --threads) posint "$1" "${2:-}"; THREADS="$2"; shift 2 ;;
             --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
-            --chunk-rows) posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
+            --chunk-rows)
+                [[ "$sub" != catchup ]] || { log "--chunk-rows is not an option of catchup"; usage; }
+                posint "$1" "${2:-}"; CHUNK_ROWS="$2"; shift 2 ;;
+            --time)
+                [[ "$sub" == catchup ]] || { log "--time is an option of catchup only"; usage; }
+                posint "$1" "${2:-}"; WORKLOAD_SECS="$2"; shift 2 ;;
             --ferry-bin) [[ -n "${2:-}" ]] || usage; FERRY_BIN="$(realpath -- "$2")"; shift 2 ;;
             --workdir) [[ -n "${2:-}" ]] || usage; BENCH_PARENT="$2"; shift 2 ;;
             --keep) BENCH_KEEP=1; shift ;;
@@ -620,8 +650,456 @@ cmd_load() {
     done
 }
 
-# ===================================================== later subcommands
-cmd_catchup() { echo "bench.sh catchup: not implemented yet" >&2; exit 2; }
+# ================================================================= catchup
+# Native replication with 0 and 4 parallel threads, ferry with 1 and 4 workers.
+CATCHUP_PAR=4
+CATCHUP_TOOLS=(native_0 native_4 ferry_w1 ferry_w4)
+declare -A CLABEL=(
+    [native_0]="native replica, slave_parallel_threads=0"
+    [native_4]="native replica, slave_parallel_threads=$CATCHUP_PAR"
+    [ferry_w1]="ferry catchup --workers 1"
+    [ferry_w4]="ferry catchup --workers $CATCHUP_PAR"
+)
+# Tools that cannot run with this ferry binary (not failures): tool -> why.
+declare -A SKIPPED=()
+# ferry's own summary: transactions and stop position of its last run, its elapsed_secs
+# of every run, per tool.
+declare -A FERRY_TRX=() FERRY_STOP=() FERRY_SECS=()
+
+# The workload W: the source's binlog from W_START_* to W_END_*, W_TRX transactions.
+W_START_FILE="" W_START_POS="" W_END_FILE="" W_END_POS="" W_TRX="" W_BYTES=""
+SRC_CHECKSUMS=""
+CATCHUP_POOL=""   # --innodb-buffer-pool-size for both servers after their restarts
+CATCHUP_TIMEOUT=600
+
+# server_stop NAME: clean shutdown of one of the servers.sh servers (source|target).
+server_stop() {
+    local name="$1" pid i
+    pid=$(cat -- "$BENCH_SERVERS_DIR/$name.pid" 2>/dev/null || true)
+    mariadb-admin --no-defaults --protocol=socket -S "$BENCH_SERVERS_DIR/$name.sock" -uroot \
+        --connect-timeout=2 --shutdown-timeout=120 shutdown >/dev/null 2>&1 || true
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    for ((i = 0; i < 1200; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    die "$name server (pid $pid) still running 120 s after shutdown"
+}
+
+# server_start NAME: start one servers.sh server again from its option file, on its port,
+# with CATCHUP_POOL as buffer pool; wait until it answers.
+server_start() {
+    local name="$1" dir="$BENCH_SERVERS_DIR" port i
+    port=$(sed -n 's/^port *= *//p' -- "$dir/$name.cnf")
+    rm -f -- "$dir/$name.pid"
+    # Own session, like servers.sh: the server outlives signals to this process group
+    # (the servers.sh watchdog and cleanup stop it through its pid file).
+    setsid mariadbd --defaults-file="$dir/$name.cnf" --innodb-buffer-pool-size="$CATCHUP_POOL" \
+        </dev/null >>"$dir/$name.err" 2>&1 &
+    for ((i = 0; i < 1200; i++)); do
+        if mariadb --no-defaults -h127.0.0.1 -P"$port" -uroot --connect-timeout=2 \
+            -Nse 'SELECT 1' >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 30 -- "$dir/$name.err" | sed 's/^/    /' >&2 || true
+    die "$name server did not answer within 120 s of its restart (log $dir/$name.err)"
+}
+
+# warm_tables CLIENT: one untimed full read of each table's primary and secondary index.
+warm_tables() {
+    local k sql=""
+    for ((k = 1; k <= TABLES; k++)); do
+        sql+="SELECT COUNT(*) FROM \`$DB\`.sbtest$k FORCE INDEX (PRIMARY);"
+        sql+="SELECT COUNT(*) FROM \`$DB\`.sbtest$k FORCE INDEX (k_$k);"
+    done
+    "$1" -Nse "$sql" >/dev/null
+}
+
+# checksums CLIENT: CHECKSUM TABLE of every sbtest table, one "table<TAB>checksum" line each.
+checksums() {
+    local k list=""
+    for ((k = 1; k <= TABLES; k++)); do
+        list+="${list:+, }\`$DB\`.sbtest$k"
+    done
+    "$1" -Nse "CHECKSUM TABLE $list"
+}
+
+# Sequence number of the source's last binlogged transaction (domain 0, strict mode).
+src_gtid_seq() {
+    local g
+    g=$(src_sql -Nse 'SELECT @@gtid_binlog_pos')
+    [[ "$g" =~ ^0-[0-9]+-([0-9]+)$ ]] && echo "${BASH_REMATCH[1]}"
+}
+
+# File and position of the source's binlog end, as "file pos".
+src_binlog_end() { src_sql -Nse 'SHOW MASTER STATUS' | cut -f1,2 | tr '\t' ' '; }
+
+# make_pristine: the post-prepare data as a target datadir in $PRISTINE. The source is
+# stopped after a slow shutdown (purge and change buffer done), its datadir copied without
+# the binlog, and restarted with a new binlog file.
+make_pristine() {
+    local need avail chunk=$((128 * 1024 * 1024))
+    need=$(db_disk_bytes "$DB")
+    avail=$(awk '/^MemAvailable:/ {print $2 * 1024}' /proc/meminfo)
+    # The dataset plus 50% in each server's pool; at least servers.sh's 512 MiB, at most a
+    # quarter of the free memory each.
+    CATCHUP_POOL=$(((need * 3 / 2 + chunk - 1) / chunk * chunk))
+    ((CATCHUP_POOL >= 4 * chunk)) || CATCHUP_POOL=$((4 * chunk))
+    ((CATCHUP_POOL <= avail / 4)) || CATCHUP_POOL=$((avail / 4 / chunk * chunk))
+    BENCH_POOL_NOTE="dataset $(mib "$need") MiB on disk; buffer pool $(mib "$CATCHUP_POOL") MiB on both servers"
+    ((need * 5 / 4 <= CATCHUP_POOL)) || BENCH_POOL_NOTE+=" (too small: reads may hit disk)"
+    log "$BENCH_POOL_NOTE"
+
+    PRISTINE="$BENCH_WORK/pristine"
+    log "copying the prepared source datadir (server stopped) as the pristine target"
+    src_sql -e 'SET GLOBAL innodb_fast_shutdown = 0'
+    server_stop source
+    cp -a -- "$BENCH_SERVERS_DIR/source" "$PRISTINE"
+    # No binlog, no GTID state: the copy starts a binlog of its own.
+    rm -f -- "$PRISTINE"/mysql-bin.*
+    server_start source
+}
+
+# restore_target: the target server on a fresh copy of the pristine datadir, warmed.
+restore_target() {
+    server_stop target
+    rm -rf -- "$BENCH_SERVERS_DIR/target"
+    cp -a -- "$PRISTINE" "$BENCH_SERVERS_DIR/target"
+    sync
+    server_start target
+    warm_tables tgt_sql
+    tgt_sql -e 'RESET MASTER'
+}
+
+# make_workload: sysbench oltp_write_only on the source for WORKLOAD_SECS; sets W_*.
+make_workload() {
+    local seq0 seq1 sb_trx logf="$BENCH_LOG_DIR/sysbench-run.log"
+    warm_tables src_sql
+    read -r W_START_FILE W_START_POS < <(src_binlog_end)
+    [[ "$W_START_POS" =~ ^[0-9]+$ ]] || die "SHOW MASTER STATUS on the source gave no position"
+    seq0=$(src_gtid_seq || true)
+    log "sysbench oltp_write_only: $THREADS threads for ${WORKLOAD_SECS}s on the source (workload W)"
+    sysbench oltp_write_only --mysql-host=127.0.0.1 --mysql-port="$FERRY_TEST_SOURCE_PORT" \
+        --mysql-user=root --mysql-db="$DB" --tables="$TABLES" --table-size="$ROWS" \
+        --threads="$THREADS" --time="$WORKLOAD_SECS" --events=0 --report-interval=0 run \
+        >"$logf" 2>&1 \
+        || { tail -n 20 -- "$logf" >&2; die "sysbench oltp_write_only run failed; log $logf"; }
+    read -r W_END_FILE W_END_POS < <(src_binlog_end)
+    [[ "$W_END_POS" =~ ^[0-9]+$ ]] || die "SHOW MASTER STATUS on the source gave no position"
+    seq1=$(src_gtid_seq || true)
+    sb_trx=$(awk '/^ *transactions:/ {print $2; exit}' "$logf")
+    # The binlog is the truth (sysbench counts its own commits: the same when nothing failed).
+    if [[ -n "$seq0" && -n "$seq1" ]]; then
+        W_TRX=$((seq1 - seq0))
+        [[ "$W_TRX" == "$sb_trx" ]] \
+            || log "NOTE: W holds $W_TRX transactions by GTID, sysbench counted ${sb_trx:-?}"
+    else
+        W_TRX=$sb_trx
+    fi
+    [[ "$W_TRX" =~ ^[1-9][0-9]*$ ]] || die "no transactions in W (sysbench log $logf)"
+    W_BYTES=""
+    [[ "$W_START_FILE" != "$W_END_FILE" ]] || W_BYTES=$((W_END_POS - W_START_POS))
+    log "W: $W_START_FILE:$W_START_POS .. $W_END_FILE:$W_END_POS, $W_TRX transactions" \
+        "(sysbench: $(awk '/^ *transactions:/ {print $2, "trx", $3, $4, $5; exit}' "$logf"))"
+    SRC_CHECKSUMS=$(checksums src_sql)
+}
+
+# slave_field NAME STATUS: one field of SHOW SLAVE STATUS\G output.
+slave_field() { sed -n "s/^ *$1: //p" <<<"$2" | head -n 1; }
+
+# slave_reached FILE_FIELD POS_FIELD STATUS: true if the replica's FILE_FIELD:POS_FIELD
+# has reached W's end.
+slave_reached() {
+    local pos
+    pos=$(slave_field "$2" "$3")
+    [[ "$(slave_field "$1" "$3")" == "$W_END_FILE" && "$pos" =~ ^[0-9]+$ ]] && ((pos >= W_END_POS))
+}
+
+# catchup_native THREADS LOG: replicate W into the target with the server's own replica.
+# The IO thread fetches W into the relay log first (untimed); then only the SQL thread is
+# timed, until MASTER_POS_WAIT sees W's end executed. Sets RUN_SECS.
+catchup_native() {
+    local par="$1" logf="$2" st res t0 i
+    RUN_SECS="" RUN_RSS_KB=""
+    : >"$logf"
+    tgt_sql -e "SET GLOBAL slave_parallel_threads = $par, GLOBAL slave_parallel_mode = 'optimistic';
+        CHANGE MASTER TO master_host = '127.0.0.1', master_port = $FERRY_TEST_SOURCE_PORT,
+            master_user = 'root', master_password = '', master_use_gtid = no,
+            master_log_file = '$W_START_FILE', master_log_pos = $W_START_POS;
+        START SLAVE IO_THREAD" >>"$logf" 2>&1 || return 1
+    for ((i = 0; ; i++)); do
+        st=$(tgt_sql -e 'SHOW SLAVE STATUS\G' 2>>"$logf") || return 1
+        slave_reached Master_Log_File Read_Master_Log_Pos "$st" && break
+        if [[ -n "$(slave_field Last_IO_Error "$st")" ]] || ((i >= CATCHUP_TIMEOUT * 20)); then
+            printf 'relay log fetch of W did not finish:\n%s\n' "$st" >>"$logf"
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "relay log holds W after ${i} polls of 50 ms (untimed)" >>"$logf"
+    t0=$(now)
+    res=$(tgt_sql -Nse "START SLAVE SQL_THREAD;
+        SELECT MASTER_POS_WAIT('$W_END_FILE', $W_END_POS, $CATCHUP_TIMEOUT)" 2>>"$logf") || res="error"
+    RUN_SECS=$(elapsed "$t0")
+    st=$(tgt_sql -e 'SHOW SLAVE STATUS\G' 2>>"$logf") || st=""
+    printf 'MASTER_POS_WAIT: %s\n%s\n' "$res" "$st" >>"$logf"
+    tgt_sql -e 'STOP SLAVE' >>"$logf" 2>&1 || true
+    # NULL: the SQL thread stopped (an error); -1: timeout.
+    [[ "$res" =~ ^[0-9]+$ ]] || {
+        echo "MASTER_POS_WAIT returned '$res'; Last_SQL_Error: $(slave_field Last_SQL_Error "$st")" >>"$logf"
+        return 1
+    }
+    slave_reached Relay_Master_Log_File Exec_Master_Log_Pos "$st" || {
+        echo "MASTER_POS_WAIT returned but SHOW SLAVE STATUS is not at W's end" >>"$logf"
+        return 1
+    }
+}
+
+# catchup_ferry LOG [ARGS...]: ferry catchup of W into the target, wall-clock timed from
+# process start to exit; it reads W from the source itself. Sets RUN_SECS/RUN_RSS_KB.
+catchup_ferry() {
+    local logf="$1"; shift
+    run_timed "$logf" "$logf.stdout" timeout "$CATCHUP_TIMEOUT" "$FERRY_BIN" catchup \
+        --start-position "$W_START_FILE:$W_START_POS" --source "$FERRY_TEST_SOURCE_URL" \
+        --target "$FERRY_TEST_TARGET_URL" --until caught-up --output json "$@"
+}
+
+# run_catchup_tool TOOL LOG: one timed run of TOOL against the restored target.
+run_catchup_tool() {
+    case "$1" in
+        native_0) catchup_native 0 "$2" ;;
+        native_4) catchup_native "$CATCHUP_PAR" "$2" ;;
+        ferry_w1) catchup_ferry "$2" "${FERRY_W1_ARGS[@]}" ;;
+        ferry_w4) catchup_ferry "$2" --workers "$CATCHUP_PAR" ;;
+    esac
+}
+
+# catchup_failed TOOL RUN LOG WHY: record a failed tool and show its log tail.
+catchup_failed() {
+    local tool="$1" run="$2" logf="$3"
+    FAILED[$tool]="$4; log $logf"
+    log "run $run/$RUNS ${CLABEL[$tool]} FAILED (${FAILED[$tool]}):"
+    tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
+    BENCH_KEEP=1
+}
+
+# trx_per_s SECS: W's transactions per second, or '-'.
+trx_per_s() {
+    if [[ -n "$1" ]]; then awk -v n="$W_TRX" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; else printf -- '-'; fi
+}
+
+# goal_word RATIO GOAL: met / missed / n/a.
+goal_word() {
+    [[ -n "$1" ]] || { printf 'n/a'; return; }
+    awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g ? "met" : "missed") }'
+}
+
+cmd_catchup() {
+    parse_opts catchup "$@"
+
+    # 1. tools and ferry
+    need_pkg sysbench sysbench
+    need_pkg mariadb mariadb-client
+    need_pkg mariadb-admin mariadb-client
+    ensure_gnu_time
+    build_ferry
+    # --workers is new; without it ferry applies with one worker and the 4-worker row waits.
+    FERRY_W1_ARGS=()
+    if "$FERRY_BIN" catchup --help 2>/dev/null | grep -q -- '--workers'; then
+        FERRY_W1_ARGS=(--workers 1)
+    else
+        SKIPPED[ferry_w4]="n/a (no --workers in this ferry)"
+        CLABEL[ferry_w1]="ferry catchup (one worker; no --workers yet)"
+        log "this ferry has no catchup --workers: ferry runs with its single worker only"
+    fi
+    # Generous: apply at 50 trx/s would still finish.
+    CATCHUP_TIMEOUT=$((WORKLOAD_SECS * 60 + 600))
+
+    # 2. servers, dataset, the pristine target copy, the workload W
+    setup_work "$BENCH_PARENT"
+    start_servers "$BENCH_WORK/servers"
+    prepare_sysbench "$DB" "$TABLES" "$ROWS"
+    make_pristine
+    make_workload
+
+    # 3. measure; tools alternate run by run (order reversed on even runs)
+    local run tool logf rc order=() k got
+    for ((run = 1; run <= RUNS; run++)); do
+        order=("${CATCHUP_TOOLS[@]}")
+        if ((run % 2 == 0)); then
+            order=()
+            for ((k = ${#CATCHUP_TOOLS[@]} - 1; k >= 0; k--)); do order+=("${CATCHUP_TOOLS[k]}"); done
+        fi
+        for tool in "${order[@]}"; do
+            [[ -z "${FAILED[$tool]:-}" && -z "${SKIPPED[$tool]:-}" ]] || continue
+            logf="$BENCH_LOG_DIR/catchup-$tool.run$run.log"
+            restore_target
+            sync
+            rc=0
+            run_catchup_tool "$tool" "$logf" || rc=$?
+            if ((rc != 0)); then
+                catchup_failed "$tool" "$run" "$logf" "exit status $rc after ${RUN_SECS:-?}s"
+                continue
+            fi
+            got=$(checksums tgt_sql 2>>"$logf") || got=""
+            if [[ "$got" != "$SRC_CHECKSUMS" ]]; then
+                printf 'CHECKSUM TABLE, source:\n%s\ntarget:\n%s\n' "$SRC_CHECKSUMS" "$got" >>"$logf"
+                catchup_failed "$tool" "$run" "$logf" \
+                    "DATA MISMATCH: CHECKSUM TABLE on the target differs from the source"
+                continue
+            fi
+            if [[ "$tool" == ferry_* ]]; then
+                FERRY_TRX[$tool]=$(sed -n 's/.*"transactions":\([0-9]*\).*/\1/p' -- "$logf.stdout" | head -n 1)
+                FERRY_STOP[$tool]=$(sed -n 's/.*"stopped_at":"\([^"]*\)".*/\1/p' -- "$logf.stdout" | head -n 1)
+                FERRY_SECS[$tool]+="$(sed -n 's/.*"elapsed_secs":\([0-9.]*\).*/\1/p' -- "$logf.stdout" | head -n 1) "
+                [[ "${FERRY_STOP[$tool]}" == "$W_END_FILE:$W_END_POS" ]] \
+                    || log "NOTE: ${CLABEL[$tool]} stopped at ${FERRY_STOP[$tool]:-?}, W ends at $W_END_FILE:$W_END_POS"
+            fi
+            TIMES[$tool]+="$RUN_SECS "
+            [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+            log "run $run/$RUNS ${CLABEL[$tool]}: ${RUN_SECS}s ($(trx_per_s "$RUN_SECS") trx/s), checksums match"
+        done
+    done
+
+    # 4. report
+    local rss_kb t
+    for tool in "${CATCHUP_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
+        # shellcheck disable=SC2086  # word-splitting the list of times
+        MED[$tool]=$(median ${TIMES[$tool]})
+    done
+    echo
+    echo "catchup benchmark: sysbench oltp_write_only, $TABLES tables x $ROWS rows (db $DB)," \
+        "$THREADS client threads for ${WORKLOAD_SECS}s on the source; median of $RUNS run(s)"
+    echo "workload W: $W_START_FILE:$W_START_POS .. $W_END_FILE:$W_END_POS," \
+        "$W_TRX transactions${W_BYTES:+, $(mb "$W_BYTES") of binlog} (ROW, FULL image)"
+    echo "each run: target restored from the post-prepare copy, restarted, buffer pool warmed;" \
+        "CHECKSUM TABLE of all $TABLES tables checked against the source after it"
+    echo "native: SQL thread only (W already in the relay log), until MASTER_POS_WAIT of W's end;" \
+        "ferry: whole process, reading W from the source (--until caught-up)"
+    echo "both write the target's binlog (log_bin, log_slave_updates); $BENCH_POOL_NOTE"
+    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
+    echo
+    printf '%-44s %9s %9s %11s  %s\n' tool "median s" "trx/s" "peak RSS" "runs (s)"
+    for tool in "${CATCHUP_TOOLS[@]}"; do
+        if [[ -n "${SKIPPED[$tool]:-}" ]]; then
+            printf '%-44s %s\n' "${CLABEL[$tool]}" "${SKIPPED[$tool]}"
+            continue
+        fi
+        if [[ -n "${FAILED[$tool]:-}" ]]; then
+            printf '%-44s FAILED: %s\n' "${CLABEL[$tool]}" "${FAILED[$tool]}"
+            continue
+        fi
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        printf '%-44s %9s %9s %11s  %s\n' "${CLABEL[$tool]}" "${MED[$tool]}" \
+            "$(trx_per_s "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
+    done
+    echo "(peak RSS: of the ferry process; '-' for native, whose work is in the server)"
+    local fsecs
+    for tool in ferry_w1 ferry_w4; do
+        [[ "${FERRY_SECS[$tool]:-}" =~ [0-9] ]] || continue
+        # shellcheck disable=SC2086
+        fsecs=$(median ${FERRY_SECS[$tool]})
+        echo "(${CLABEL[$tool]}: ${fsecs}s by its own summary (elapsed_secs, median); the rest of" \
+            "the wall time is process start, connections and prechecks)"
+    done
+    for tool in ferry_w1 ferry_w4; do
+        [[ -n "${FERRY_TRX[$tool]:-}" && "${FERRY_TRX[$tool]}" != "$W_TRX" ]] || continue
+        echo "(NOTE: ${CLABEL[$tool]} reported ${FERRY_TRX[$tool]} transactions, W holds $W_TRX)"
+    done
+
+    local -A R=(
+        [ferry_w1_vs_native_0]="$(ratio "${MED[native_0]:-}" "${MED[ferry_w1]:-}")"
+        [ferry_w4_vs_native_0]="$(ratio "${MED[native_0]:-}" "${MED[ferry_w4]:-}")"
+        [ferry_w4_vs_native_4]="$(ratio "${MED[native_4]:-}" "${MED[ferry_w4]:-}")"
+        [native_4_vs_native_0]="$(ratio "${MED[native_0]:-}" "${MED[native_4]:-}")"
+        [ferry_w4_vs_ferry_w1]="$(ratio "${MED[ferry_w1]:-}" "${MED[ferry_w4]:-}")"
+    )
+    local ratio_order=(ferry_w1_vs_native_0 ferry_w4_vs_native_0 ferry_w4_vs_native_4
+        native_4_vs_native_0 ferry_w4_vs_ferry_w1)
+    local -A RDESC=(
+        [ferry_w1_vs_native_0]="ferry 1 worker vs native 0 threads|native_0_s / ferry_w1_s"
+        [ferry_w4_vs_native_0]="ferry $CATCHUP_PAR workers vs native 0 threads|native_0_s / ferry_w4_s"
+        [ferry_w4_vs_native_4]="ferry $CATCHUP_PAR workers vs native $CATCHUP_PAR threads|native_4_s / ferry_w4_s"
+        [native_4_vs_native_0]="native $CATCHUP_PAR threads vs 0|native_0_s / native_4_s"
+        [ferry_w4_vs_ferry_w1]="ferry $CATCHUP_PAR workers vs 1|ferry_w1_s / ferry_w4_s"
+    )
+    local goal=2 best="" d note
+    for t in ferry_w1_vs_native_0 ferry_w4_vs_native_0; do
+        [[ -n "${R[$t]}" ]] || continue
+        if [[ -z "$best" ]] || awk -v a="${R[$t]}" -v b="$best" 'BEGIN { exit !(a > b) }'; then
+            best=${R[$t]}
+        fi
+    done
+    echo
+    echo "speed ratios (> 1: the first is faster):"
+    for t in "${ratio_order[@]}"; do
+        d=${RDESC[$t]} note=""
+        case "$t" in
+            ferry_*_vs_native_0) note="goal >= $goal: $(goal_word "${R[$t]}" "$goal")" ;;
+        esac
+        printf '  %-40s %-26s %6s  %s\n' "${d%%|*}" "(${d#*|})" "${R[$t]:-n/a}" "$note"
+    done
+    echo "goal: ferry >= ${goal}x the native single-threaded replica:" \
+        "$(goal_word "$best" "$goal")${best:+ (best ferry: ${best}x)}"
+
+    # Machine-readable summary.
+    local json tj first=1 tps
+    json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"client_threads\":$THREADS"
+    json+=",\"workload_secs\":$WORKLOAD_SECS,\"runs\":$RUNS,\"transactions\":$W_TRX"
+    json+=",\"binlog_bytes\":$(json_num "$W_BYTES")"
+    json+=",\"start\":\"$W_START_FILE:$W_START_POS\",\"end\":\"$W_END_FILE:$W_END_POS\""
+    json+=",\"buffer_pool_bytes\":$CATCHUP_POOL,\"tools\":{"
+    for tool in "${CATCHUP_TOOLS[@]}"; do
+        ((first)) || json+=","
+        first=0
+        rss_kb=""
+        # shellcheck disable=SC2086
+        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        tj=""
+        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        tps=$(trx_per_s "${MED[$tool]:-}")
+        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" && -z "${SKIPPED[$tool]:-}" ]] && echo true || echo false)"
+        json+=",\"skipped\":$( [[ -n "${SKIPPED[$tool]:-}" ]] && echo true || echo false)"
+        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}],\"trx_per_s\":$(json_num "${tps#-}")"
+        json+=",\"peak_rss_kb\":$(json_num "$rss_kb")"
+        if [[ "$tool" == ferry_* ]]; then
+            fsecs=""
+            # shellcheck disable=SC2086
+            [[ ! "${FERRY_SECS[$tool]:-}" =~ [0-9] ]] || fsecs=$(median ${FERRY_SECS[$tool]})
+            json+=",\"ferry_transactions\":$(json_num "${FERRY_TRX[$tool]:-}")"
+            json+=",\"ferry_elapsed_s\":$(json_num "$fsecs")"
+        fi
+        json+="}"
+    done
+    json+="},\"ratios\":{"
+    first=1
+    for t in "${ratio_order[@]}"; do
+        ((first)) || json+=","
+        first=0
+        json+="\"$t\":$(json_num "${R[$t]:-}")"
+    done
+    json+="},\"goals\":{\"ferry_vs_native_0\":$goal},\"goal_met\":"
+    case "$(goal_word "$best" "$goal")" in
+        met) json+="true" ;;
+        missed) json+="false" ;;
+        *) json+="null" ;;
+    esac
+    json+="}"
+    echo
+    echo "BENCH_CATCHUP_JSON $json"
+    if [[ -n "${BENCH_CATCHUP_JSON:-}" ]]; then
+        printf '%s\n' "$json" >"$BENCH_CATCHUP_JSON" || log "could not write $BENCH_CATCHUP_JSON"
+    fi
+
+    for tool in "${CATCHUP_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" ]] || return 1
+    done
+}
 
 # ==================================================================== main
 CMD="${1:-}"
