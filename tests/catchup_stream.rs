@@ -187,6 +187,7 @@ async fn streamed_changes_applied_in_safe_mode_converge() {
                 columns: names,
                 generated: vec![],
                 fixed_binary: vec![],
+                unsigned: vec![],
             };
             if round == 1 && tm.table == "nk" {
                 continue; // no key: replays are not idempotent; checkpoints make them exact

@@ -35,6 +35,9 @@ pub struct TargetTable {
     /// (0: other). Row images drop such values' trailing zero bytes; INET6 and UUID do not
     /// pad them back on their own.
     pub fixed_binary: Vec<usize>,
+    /// Integer columns that are UNSIGNED on the target: used when the binlog does not say
+    /// (no SIGNEDNESS metadata, e.g. MariaDB's default binlog_row_metadata=NO_LOG).
+    pub unsigned: Vec<bool>,
 }
 
 impl TargetTable {
@@ -42,15 +45,37 @@ impl TargetTable {
         self.generated.get(i).copied().unwrap_or(false)
     }
 
-    /// The cell as the target needs it: fixed-size binaries padded with zero bytes.
-    fn cell<'a>(&self, i: usize, cell: &'a Cell) -> std::borrow::Cow<'a, Cell> {
+    /// The cell as the target needs it: fixed-size binaries padded with zero bytes; a
+    /// negative integer read without signedness metadata, of a column the target has
+    /// UNSIGNED, taken as the unsigned value of its width.
+    fn cell<'a>(&self, i: usize, col: &Column, cell: &'a Cell) -> std::borrow::Cow<'a, Cell> {
+        use std::borrow::Cow;
         match (cell, self.fixed_binary.get(i).copied().unwrap_or(0)) {
             (Cell::Bytes(b), n) if b.len() < n => {
                 let mut padded = b.clone();
                 padded.resize(n, 0);
-                std::borrow::Cow::Owned(Cell::Bytes(padded))
+                Cow::Owned(Cell::Bytes(padded))
             }
-            _ => std::borrow::Cow::Borrowed(cell),
+            (Cell::Int(v), _)
+                if *v < 0
+                    && col.unsigned.is_none()
+                    && self.unsigned.get(i).copied().unwrap_or(false) =>
+            {
+                let bits = match col.type_code {
+                    ty::TINY => 8,
+                    ty::SHORT => 16,
+                    ty::INT24 => 24,
+                    ty::LONG => 32,
+                    _ => 64,
+                };
+                let mask = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
+                Cow::Owned(Cell::UInt((*v as u64) & mask))
+            }
+            _ => Cow::Borrowed(cell),
         }
     }
 }
@@ -139,7 +164,7 @@ fn row_values(
             vals.push(',');
         }
         cols.push(quote_ident(&t.columns[i]));
-        literal(&t.cell(i, cell), &tm.columns[i], &mut vals)?;
+        literal(&t.cell(i, &tm.columns[i], cell), &tm.columns[i], &mut vals)?;
     }
     vals.push(')');
     Ok((cols, vals))
@@ -175,7 +200,7 @@ fn where_clause(
         }
         w.push_str(&quote_ident(&t.columns[i]));
         w.push_str(" <=> ");
-        literal(&t.cell(i, cell), &tm.columns[i], &mut w)?;
+        literal(&t.cell(i, &tm.columns[i], cell), &tm.columns[i], &mut w)?;
     }
     if w.is_empty() {
         return Err(format!("no column of {} to find the row by", t.qualified));
@@ -220,7 +245,7 @@ fn update_in_place(
         set.push_str(" = ");
         match cell {
             Cell::JsonDiff(diffs) => jsondiff::sql_expr(&col, diffs, &mut set),
-            _ => literal(&t.cell(i, cell), source_col, &mut set),
+            _ => literal(&t.cell(i, source_col, cell), source_col, &mut set),
         }
         .map_err(|e| format!("column {col} of {}: {e}", t.qualified))?;
     }
@@ -297,6 +322,7 @@ mod tests {
         TargetTable {
             generated: vec![],
             fixed_binary: vec![],
+            unsigned: vec![],
             qualified: "`mysql`.`t`".into(),
             columns: ["id", "json_col", "name", "age"].map(String::from).to_vec(),
             key,

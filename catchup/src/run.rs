@@ -226,9 +226,9 @@ impl Applier {
                 return Ok(t.clone());
             }
         }
-        let described: Vec<(String, String, String, Option<u64>)> = tgt
+        let described: Vec<(String, String, String, Option<u64>, String)> = tgt
             .exec(
-                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (&tm.db, &tm.table),
             )
             .await
@@ -283,12 +283,19 @@ impl Applier {
         let fixed_binary = columns
             .iter()
             .map(|c| match described_of(c) {
-                Some((_, _, ty, len)) => match ty.to_ascii_lowercase().as_str() {
+                Some((_, _, ty, len, _)) => match ty.to_ascii_lowercase().as_str() {
                     "inet6" | "uuid" => 16,
                     "binary" => len.unwrap_or(0) as usize,
                     _ => 0,
                 },
                 None => 0,
+            })
+            .collect();
+        let unsigned = columns
+            .iter()
+            .map(|c| {
+                described_of(c)
+                    .is_some_and(|(.., full)| full.to_ascii_lowercase().contains("unsigned"))
             })
             .collect();
         let t = Table {
@@ -299,6 +306,7 @@ impl Applier {
                 key,
                 generated,
                 fixed_binary,
+                unsigned,
             },
         };
         self.tables.insert(k, t.clone());
