@@ -5,6 +5,7 @@
 //! compressed payloads); [`rows`] decodes TABLE_MAP and row images, using [`value`] for packed
 //! temporal and decimal columns, [`json`] for MySQL's binary JSON and [`jsondiff`] for the JSON
 //! diffs of partial updates; [`apply`] turns the changes into statements for the target.
+//! [`locate`] turns a GTID set or a time into a start position and holds the `--until` bounds.
 
 pub mod apply;
 pub mod binlog;
@@ -13,6 +14,7 @@ pub mod decode;
 pub mod events;
 pub mod json;
 pub mod jsondiff;
+pub mod locate;
 pub mod parallel;
 pub mod rows;
 pub mod run;
