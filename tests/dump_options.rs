@@ -135,4 +135,35 @@ async fn where_triggers_routines_and_json_summary() {
         && !n.contains("-schema"))
     .is_empty());
     assert_eq!(manifest(schema_only.path())["totals"]["rows"], 0);
+    // No chunk read, yet the Location catch-up starts from is recorded.
+    assert_eq!(
+        manifest(schema_only.path())["locations"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+/// A database without tables is dumped (schema file and Location) and loaded (created), so
+/// it can be caught up into; a filter that names no database at all is still an error.
+#[tokio::test]
+async fn a_database_without_tables_is_dumped_and_loaded() {
+    let db = unique_db("emptydb");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(dir.path(), &["-B", &db]);
+    let m = manifest(dir.path());
+    assert_eq!(m["databases"][0]["name"], db.as_str(), "{m}");
+    assert_eq!(m["locations"].as_array().map(Vec::len), Some(1), "{m}");
+    load(dir.path(), &[]);
+    let mut tgt = target().await;
+    let found: Option<String> = tgt
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (&db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some(db.as_str()));
 }

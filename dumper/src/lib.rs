@@ -253,8 +253,9 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         cfg.progress_interval,
     );
 
-    let mut strategy_name = String::from("none");
+    let strategy_name: String;
     let mut blocked_ms = 0;
+    let mut point_without_chunks = None;
     if !queue.is_empty() {
         let threads = cfg.threads.clamp(1, queue.len().max(1));
         let lock_list: Vec<(String, String)> = plan
@@ -326,10 +327,31 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         }
     } else if let Some(m) = done.values().next() {
         strategy_name = m.strategy.clone();
+    } else {
+        // Nothing to read (databases without tables, or --no-data): still take a consistent
+        // point, so that the manifest records the Location catch-up starts from.
+        let lock_list: Vec<(String, String)> = plan
+            .tables
+            .iter()
+            .map(|t| (t.info.db.clone(), t.info.name.clone()))
+            .collect();
+        let snaps =
+            consistency::open_snapshots(&cfg.source, &plan.server, cfg.consistency, 1, &lock_list)
+                .await?;
+        strategy_name = snaps.strategy.name().to_string();
+        blocked_ms = snaps.blocked.as_millis() as u64;
+        point_without_chunks = snaps
+            .workers
+            .into_iter()
+            .find_map(|w| w.location)
+            .map(|location| DumpLocation {
+                location,
+                taken_at: snaps.taken_at.clone(),
+            });
     }
     reporter.finish();
 
-    let manifest = build_manifest(&plan, &done, &cfg, &strategy_name)?;
+    let manifest = build_manifest(&plan, &done, point_without_chunks, &cfg, &strategy_name)?;
     storage
         .put("metadata", Bytes::from(metadata_text(&plan, &manifest)))
         .await?;
@@ -396,7 +418,9 @@ async fn make_plan(
         .await
         .map_err(|e| DumpError::query("SET NAMES binary", e))?;
     let (dbs, table_names, views) = schema::discover(ctl, &cfg.filter, !cfg.no_views).await?;
-    if table_names.is_empty() && views.is_empty() {
+    // A database the filter names that has no tables yet is still dumped (its schema file), so
+    // it can be loaded and caught up into; only a filter that matches nothing is an error.
+    if table_names.is_empty() && views.is_empty() && dbs.is_empty() {
         return Err(DumpError::Definite(format!(
             "no table matches the filter ({}); check -f/--filter rules and the user's privileges",
             cfg.filter
@@ -807,9 +831,11 @@ async fn dump_chunk(
     }))
 }
 
+/// `point_without_chunks`: the Location of a dump that read no chunk (its only Location).
 fn build_manifest(
     plan: &DumpPlan,
     done: &BTreeMap<(usize, u32), ChunkDone>,
+    point_without_chunks: Option<DumpLocation>,
     cfg: &DumpConfig,
     strategy: &str,
 ) -> Result<Manifest, DumpError> {
@@ -893,6 +919,9 @@ fn build_manifest(
         });
     }
     totals.tables = tables.len() as u64;
+    if locations.is_empty() {
+        locations.extend(point_without_chunks);
+    }
     Ok(Manifest {
         format: "ferry-dump".into(),
         version: MANIFEST_VERSION,

@@ -231,7 +231,8 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadSummary, LoadError> {
     let started = Instant::now();
     let storage = ferry_shared::storage::open(&cfg.from, &cfg.s3).await?;
     let layout = discover::discover(&storage, &cfg.filter).await?;
-    if layout.tables.is_empty() && layout.views.is_empty() {
+    // A dump of databases without tables still creates them (catch-up may fill them).
+    if layout.tables.is_empty() && layout.views.is_empty() && layout.databases.is_empty() {
         return Err(LoadError::Dump(format!(
             "no tables to load in {} (format: {}){}",
             storage.describe(""),
