@@ -18,7 +18,7 @@ use mysql_async::Conn;
 use tokio::sync::{mpsc, oneshot};
 
 /// Buffered statements are sent to a worker once they reach this size.
-pub const FLUSH_BYTES: usize = 256 * 1024;
+pub const FLUSH_BYTES: usize = 2 << 20;
 
 /// One worker's checkpoint: where its applied changes end.
 #[derive(Debug, Clone, PartialEq)]

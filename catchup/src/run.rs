@@ -18,6 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -110,9 +111,34 @@ async fn connect(spec: &ConnSpec) -> Result<Conn, CatchupError> {
     })
 }
 
-/// Checks the source can be replicated from `start`: binlog on, ROW format, FULL images, and
-/// the start file still present.
-pub async fn precheck(src: &mut Conn, start: &BinlogPos) -> Result<(), CatchupError> {
+/// Checks the source can be replicated from `start`: binlog on, ROW format, FULL images, a
+/// server id of our own, replication privileges, and the start file still present.
+pub async fn precheck(
+    src: &mut Conn,
+    start: &BinlogPos,
+    server_id: u32,
+) -> Result<(), CatchupError> {
+    let own: Option<u32> = src
+        .query_first("SELECT @@server_id")
+        .await
+        .map_err(db_err("reading the source's server_id"))?;
+    if own == Some(server_id) {
+        return Err(CatchupError::Definite(format!(
+            "precheck: --server-id {server_id} is the source's own server_id; give catch-up a unique one"
+        )));
+    }
+    // Privileges: a warning only, as roles and proxies can grant them in ways SHOW GRANTS
+    // does not spell out; the stream itself fails clearly without them.
+    if let Ok(grants) = src.query::<String, _>("SHOW GRANTS").await {
+        let up: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
+        let has = |p: &str| {
+            up.iter()
+                .any(|g| g.contains(p) || g.contains("ALL PRIVILEGES ON *.*"))
+        };
+        if !(has("REPLICATION SLAVE") || has("REPLICATION REPLICA")) {
+            tracing::warn!("precheck: the source user's grants show no REPLICATION SLAVE; reading the binlog may be refused (GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ...)");
+        }
+    }
     let (log_bin, format, image): (Option<String>, Option<String>, Option<String>) = src
         .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
         .await
@@ -151,7 +177,7 @@ pub async fn precheck(src: &mut Conn, start: &BinlogPos) -> Result<(), CatchupEr
 const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146];
 
 /// At most this many source transactions, or this long, per target commit.
-const GROUP_MAX: u32 = 500;
+const GROUP_MAX: u32 = 2000;
 const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// One row per task and worker: where that worker's committed changes end.
@@ -315,44 +341,37 @@ impl Applier {
 }
 
 /// The worker a row image's changes go to.
-fn route(
-    t: &Table,
-    tm: &crate::rows::TableMap,
-    image: &crate::rows::Image,
-    workers: usize,
-) -> usize {
+fn route(t: &Table, key: Option<&str>, workers: usize) -> usize {
     let name = t.target.qualified.as_bytes();
     if workers <= 1 {
         return 0;
     }
-    if t.serial {
-        return parallel::worker_of(parallel::stable_hash(&[name]), workers);
-    }
-    let mut lits = Vec::with_capacity(t.target.key.len());
-    for &i in &t.target.key {
-        let mut l = String::new();
-        match image.get(i).and_then(|c| c.as_ref()) {
-            Some(c) if apply::literal(c, &tm.columns[i], &mut l).is_ok() => {}
-            // No key value to route by: the table's own worker keeps it in order.
-            _ => return parallel::worker_of(parallel::stable_hash(&[name]), workers),
+    match key {
+        Some(k) if !t.serial => {
+            parallel::worker_of(parallel::stable_hash(&[name, k.as_bytes()]), workers)
         }
-        lits.push(l);
+        // Serial tables, and rows without a key value to route by: the table's own worker
+        // keeps them in order.
+        _ => parallel::worker_of(parallel::stable_hash(&[name]), workers),
     }
-    let mut parts: Vec<&[u8]> = vec![name];
-    parts.extend(lits.iter().map(|l| l.as_bytes()));
-    parallel::worker_of(parallel::stable_hash(&parts), workers)
 }
 
 /// The coordinator's side of the workers: per-worker statement buffers and what to skip.
 struct Pool {
     senders: Vec<mpsc::Sender<Msg>>,
     handles: Vec<tokio::task::JoinHandle<Result<(), CatchupError>>>,
+    /// Per worker: statements ready to send (`;`-terminated).
     bufs: Vec<String>,
-    /// Buffer length when the current source transaction started.
-    marks: Vec<usize>,
-    /// Statements of the current source transaction already sent (not just buffered).
+    /// Per worker, per table: whole-row changes of keyed tables, compacted by key.
+    batches: Vec<HashMap<String, Batch>>,
+    /// Per worker: changes of the current source transaction, merged at its end (or when it
+    /// grows past [`parallel::FLUSH_BYTES`]).
+    stage: Vec<Vec<Staged>>,
+    /// Per worker: bytes in `bufs`, `batches` and `stage`.
+    pending: Vec<usize>,
+    /// Changes of the current source transaction already sent (not just buffered).
     sent_in_txn: Vec<bool>,
-    /// Statements applied (buffered or sent) since the worker's last commit.
+    /// Changes applied (buffered or sent) since the worker's last commit.
     dirty: Vec<bool>,
     last_commit: Vec<Instant>,
     /// Worker k already committed every transaction starting before `done[k]`.
@@ -361,7 +380,94 @@ struct Pool {
     skip: Vec<bool>,
 }
 
+/// A change waiting for the end of its source transaction.
+enum Staged {
+    /// Statements of a table that is applied in order (`;`-terminated).
+    Stmts { table: String, sql: String },
+    /// The final state of a keyed row: its values, or deleted.
+    Row {
+        table: String,
+        key_cols: String,
+        key: String,
+        row: Option<(String, String)>,
+    },
+}
+
+/// One table's whole-row changes on one worker, by key: only the last change of each key
+/// counts (safe mode: REPLACE of the final row, or DELETE), so a group's changes collapse to
+/// one multi-row DELETE and one multi-row REPLACE. Keys are disjoint between the two, so the
+/// order does not matter.
+struct Batch {
+    key_cols: String,
+    insert_cols: String,
+    rows: HashMap<String, Option<String>>,
+}
+
+/// At most this many rows or bytes per generated statement.
+const BATCH_ROWS: usize = 2000;
+const BATCH_BYTES: usize = 1 << 20;
+
+impl Batch {
+    /// Appends the batch's statements to `out`.
+    fn emit(self, table: &str, out: &mut String) {
+        let mut deletes: Vec<String> = Vec::new();
+        let mut replaces: Vec<String> = Vec::new();
+        for (k, v) in self.rows {
+            match v {
+                None => deletes.push(k),
+                Some(v) => replaces.push(v),
+            }
+        }
+        for chunk in deletes.chunks(BATCH_ROWS) {
+            let _ = write!(
+                out,
+                "DELETE FROM {table} WHERE {} IN ({});",
+                self.key_cols,
+                chunk.join(",")
+            );
+        }
+        let head = format!("REPLACE INTO {table} ({}) VALUES ", self.insert_cols);
+        let mut stmt = String::new();
+        let mut n = 0;
+        for v in replaces {
+            if n >= BATCH_ROWS || stmt.len() + v.len() > BATCH_BYTES && n > 0 {
+                out.push_str(&stmt);
+                out.push(';');
+                stmt.clear();
+                n = 0;
+            }
+            if n == 0 {
+                stmt.push_str(&head);
+            } else {
+                stmt.push(',');
+            }
+            stmt.push_str(&v);
+            n += 1;
+        }
+        if n > 0 {
+            out.push_str(&stmt);
+            out.push(';');
+        }
+    }
+}
+
 impl Pool {
+    fn new(workers: usize, done: Vec<BinlogPos>) -> Self {
+        Pool {
+            senders: Vec::new(),
+            handles: Vec::new(),
+            bufs: vec![String::new(); workers],
+            batches: (0..workers).map(|_| HashMap::new()).collect(),
+            stage: (0..workers).map(|_| Vec::new()).collect(),
+            pending: vec![0; workers],
+            sent_in_txn: vec![false; workers],
+            dirty: vec![false; workers],
+            last_commit: vec![Instant::now(); workers],
+            done,
+            skip: vec![false; workers],
+        }
+    }
+
     fn n(&self) -> usize {
         self.senders.len()
     }
@@ -389,59 +495,125 @@ impl Pool {
     /// A source transaction starts at `at`.
     fn txn_start(&mut self, at: &BinlogPos) {
         for k in 0..self.n() {
-            self.marks[k] = self.bufs[k].len();
             self.sent_in_txn[k] = false;
             self.skip[k] = at.partial_cmp(&self.done[k]) == Some(std::cmp::Ordering::Less);
         }
     }
 
-    async fn push(&mut self, k: usize, stmt: &str) -> Result<bool, CatchupError> {
+    /// Stages a change of the current source transaction for worker `k`.
+    async fn stage(&mut self, k: usize, s: Staged) -> Result<(), CatchupError> {
         if self.skip[k] {
-            return Ok(false);
+            return Ok(());
         }
-        self.bufs[k].push_str(stmt);
-        self.bufs[k].push(';');
+        self.pending[k] += match &s {
+            Staged::Stmts { sql, .. } => sql.len(),
+            Staged::Row { key, row, .. } => key.len() + row.as_ref().map_or(0, |r| r.1.len()),
+        };
+        self.stage[k].push(s);
         self.dirty[k] = true;
-        if self.bufs[k].len() >= parallel::FLUSH_BYTES {
-            let b = std::mem::take(&mut self.bufs[k]);
-            self.marks[k] = 0;
+        if self.pending[k] >= parallel::FLUSH_BYTES {
+            // A large source transaction: its changes go out before it ends.
+            self.merge(k);
+            self.flush(k).await?;
             self.sent_in_txn[k] = true;
+        }
+        Ok(())
+    }
+
+    /// Moves worker `k`'s staged changes into its batches and buffer, in order.
+    fn merge(&mut self, k: usize) {
+        for s in std::mem::take(&mut self.stage[k]) {
+            match s {
+                Staged::Stmts { table, sql } => {
+                    // Ordered statements of a table come after its batched changes.
+                    if let Some(b) = self.batches[k].remove(&table) {
+                        b.emit(&table, &mut self.bufs[k]);
+                    }
+                    self.bufs[k].push_str(&sql);
+                }
+                Staged::Row {
+                    table,
+                    key_cols,
+                    key,
+                    row,
+                } => {
+                    let cols = row.as_ref().map(|r| r.0.as_str());
+                    let fits = self.batches[k].get(&table).is_some_and(|b| {
+                        b.key_cols == key_cols
+                            && cols.is_none_or(|c| b.insert_cols.is_empty() || b.insert_cols == c)
+                    });
+                    if !fits {
+                        if let Some(b) = self.batches[k].remove(&table) {
+                            b.emit(&table, &mut self.bufs[k]);
+                        }
+                    }
+                    let b = self.batches[k].entry(table).or_insert_with(|| Batch {
+                        key_cols,
+                        insert_cols: String::new(),
+                        rows: HashMap::new(),
+                    });
+                    if let Some((c, _)) = &row {
+                        if b.insert_cols.is_empty() {
+                            b.insert_cols = c.clone();
+                        }
+                    }
+                    b.rows.insert(key, row.map(|r| r.1));
+                }
+            }
+        }
+    }
+
+    /// The current source transaction ended: its changes join the group.
+    async fn txn_end(&mut self) -> Result<(), CatchupError> {
+        for k in 0..self.n() {
+            self.merge(k);
+            if self.pending[k] >= parallel::FLUSH_BYTES {
+                self.flush(k).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends worker `k` everything merged so far (into its open transaction).
+    async fn flush(&mut self, k: usize) -> Result<(), CatchupError> {
+        for (table, b) in std::mem::take(&mut self.batches[k]) {
+            b.emit(&table, &mut self.bufs[k]);
+        }
+        self.pending[k] = 0;
+        if !self.bufs[k].is_empty() {
+            let b = std::mem::take(&mut self.bufs[k]);
             self.send(k, Msg::Stmts(b)).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Commits every worker with changes (and idle ones now and then, so their checkpoints
     /// keep up) with the checkpoint `c`.
     async fn commit(&mut self, c: &Checkpoint, all: bool) -> Result<(), CatchupError> {
         for k in 0..self.n() {
-            if !self.bufs[k].is_empty() {
-                let b = std::mem::take(&mut self.bufs[k]);
-                self.send(k, Msg::Stmts(b)).await?;
-            }
+            self.flush(k).await?;
             if self.dirty[k] || all || self.last_commit[k].elapsed() >= IDLE_CHECKPOINT {
                 self.send(k, Msg::Commit(c.clone())).await?;
                 self.dirty[k] = false;
                 self.last_commit[k] = Instant::now();
             }
-            self.marks[k] = 0;
         }
         Ok(())
     }
 
-    /// Drops the current, unfinished source transaction: buffered statements are cut off;
-    /// workers that already ran some of it roll back (their checkpoints stay where they were,
-    /// so the transactions they lose are applied again after a restart).
+    /// Drops the current, unfinished source transaction: its staged changes are dropped;
+    /// workers that already ran some of it roll back (their checkpoints stay where they
+    /// were, so the transactions they lose are applied again after a restart).
     async fn discard_txn(&mut self) -> Result<(), CatchupError> {
         for k in 0..self.n() {
+            self.stage[k].clear();
             if self.sent_in_txn[k] {
                 self.bufs[k].clear();
+                self.batches[k].clear();
                 self.send(k, Msg::Rollback).await?;
                 self.dirty[k] = false;
-            } else {
-                let m = self.marks[k];
-                self.bufs[k].truncate(m);
             }
+            self.pending[k] = self.bufs[k].len();
         }
         Ok(())
     }
@@ -631,20 +803,10 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
     totals.stopped_at = start.to_string();
 
     let mut src = connect(&cfg.source).await?;
-    precheck(&mut src, &start).await?;
+    precheck(&mut src, &start, cfg.server_id).await?;
     tracing::info!(start = %start, workers, "precheck passed; streaming");
 
-    let mut pool = Pool {
-        senders: Vec::new(),
-        handles: Vec::new(),
-        bufs: vec![String::new(); workers],
-        marks: vec![0; workers],
-        sent_in_txn: vec![false; workers],
-        dirty: vec![false; workers],
-        last_commit: vec![Instant::now(); workers],
-        done,
-        skip: vec![false; workers],
-    };
+    let mut pool = Pool::new(workers, done);
     for k in 0..workers {
         let mut c = connect(&cfg.target).await?;
         c.query_drop(parallel::SESSION_SETUP)
@@ -663,7 +825,8 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
 
     let stream_conn = connect(&cfg.source).await?;
     // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
-    let (tx, mut rx) = mpsc::channel::<source::Positioned>(1024);
+    let (tx, mut rx) = mpsc::channel::<Vec<source::Positioned>>(64);
+    let mut queue = std::collections::VecDeque::new();
     let stream_start = StreamStart {
         file: start.file.clone(),
         pos: start.pos,
@@ -688,12 +851,21 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                 Err(source::SourceError::Stream {
                     source: mysql_async::Error::Server(e),
                     ..
-                }) if e.code == 4052 && tries < 60 => {
+                }) if e.code == 4052 && tries < 30 => {
                     tries += 1;
                     tracing::info!(
                         "the source still holds a replica connection with this server id; retrying"
                     );
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(source::SourceError::Stream {
+                    source: mysql_async::Error::Server(e),
+                    ..
+                }) if e.code == 4052 => {
+                    return Err(source::SourceError::Other(format!(
+                        "another replica of the source uses server id {} ({}): give catch-up a unique --server-id",
+                        stream_start.server_id, e.message
+                    )))
                 }
                 r => return r,
             }
@@ -721,24 +893,35 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
     let mut last_report = Instant::now();
     let mut reported = (totals.rows, totals.transactions);
     let mut last_event_ts = 0u32;
-    let mut stmts = Vec::new();
     loop {
-        let p = tokio::select! {
-            biased;
-            _ = wait_stop(&mut stop), if !stopping => {
-                stopping = true;
-                tracing::info!("stop requested: finishing the current transaction");
-                stop = None;
-                if in_txn { continue } else { break }
+        if !stopping && stop.as_ref().is_some_and(|s| *s.borrow()) {
+            stopping = true;
+            tracing::info!("stop requested: finishing the current transaction");
+            stop = None;
+            if !in_txn {
+                break;
             }
-            p = rx.recv() => match p { Some(p) => p, None => break },
+        }
+        let Some(p) = queue.pop_front() else {
+            tokio::select! {
+                biased;
+                _ = wait_stop(&mut stop), if !stopping => {}
+                b = rx.recv() => match b { Some(b) => queue.extend(b), None => break },
+            }
+            continue;
         };
         if p.timestamp > 0 {
             last_event_ts = p.timestamp;
         }
         if last_report.elapsed() >= REPORT_EVERY {
-            totals.lag =
-                measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, rx.is_empty()).await;
+            totals.lag = measure_lag(
+                &mut src,
+                &pos.file,
+                pos.pos,
+                last_event_ts,
+                queue.is_empty() && rx.is_empty(),
+            )
+            .await;
             let secs = last_report.elapsed().as_secs_f64();
             tracing::info!(
                 position = %pos,
@@ -894,20 +1077,57 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                         let Some(img) = before.as_ref().or(after.as_ref()) else {
                             continue;
                         };
-                        let w = route(&t, &table, img, workers);
+                        let key = if t.serial {
+                            None
+                        } else {
+                            apply::key_tuple(img, &table, &t.target)
+                                .map_err(CatchupError::Definite)?
+                        };
+                        let w = route(&t, key.as_deref(), workers);
+                        // Whole rows of a table with only a primary key: batched by key.
+                        if kind != RowsKind::Update {
+                            if let Some(key) = key {
+                                let row = match &after {
+                                    Some(a) => {
+                                        let (cols, vals) = apply::row_values(a, &table, &t.target)
+                                            .map_err(CatchupError::Definite)?;
+                                        Some((cols.join(","), vals))
+                                    }
+                                    None => None,
+                                };
+                                pool.stage(
+                                    w,
+                                    Staged::Row {
+                                        table: t.target.qualified.clone(),
+                                        key_cols: apply::key_columns(&t.target),
+                                        key,
+                                        row,
+                                    },
+                                )
+                                .await?;
+                                continue;
+                            }
+                        }
                         let one = RowsEvent {
                             table_id: event.table_id,
                             kind,
                             rows: vec![(before, after)],
                         };
-                        stmts.clear();
-                        stmts.extend(
-                            apply::statements(&one, &table, &t.target)
-                                .map_err(CatchupError::Definite)?,
-                        );
-                        for s in &stmts {
-                            pool.push(w, s).await?;
+                        let mut sql = String::new();
+                        for st in apply::statements(&one, &table, &t.target)
+                            .map_err(CatchupError::Definite)?
+                        {
+                            sql.push_str(&st);
+                            sql.push(';');
                         }
+                        pool.stage(
+                            w,
+                            Staged::Stmts {
+                                table: t.target.qualified.clone(),
+                                sql,
+                            },
+                        )
+                        .await?;
                     }
                     totals.rows += 1;
                 }
@@ -921,13 +1141,14 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
             _ => {}
         }
         if txn_ended {
+            pool.txn_end().await?;
             in_txn = false;
             totals.transactions += 1;
             grouped += 1;
             // Group source transactions into one commit per worker while more are already
             // waiting; each worker's checkpoint moves only with the data it covers.
             if stopping
-                || rx.is_empty()
+                || (queue.is_empty() && rx.is_empty())
                 || grouped >= GROUP_MAX
                 || group_started.elapsed() >= GROUP_TIME
             {

@@ -56,13 +56,15 @@ pub async fn stream(
     start: &StreamStart,
     mut each: impl FnMut(Positioned) -> bool,
 ) -> Result<(), SourceError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let reader = stream_to(conn, start, tx);
     // Moved in: when the consumer stops, the receiver drops and the reader ends.
     let consumer = async move {
-        while let Some(p) = rx.recv().await {
-            if !each(p) {
-                return;
+        while let Some(batch) = rx.recv().await {
+            for p in batch {
+                if !each(p) {
+                    return;
+                }
             }
         }
     };
@@ -74,12 +76,16 @@ pub async fn stream(
     }
 }
 
+/// Changes are sent in batches of up to this many (fewer when the stream has nothing more
+/// ready), so that the consumer is not woken for every event.
+const BATCH: usize = 512;
+
 /// Streams changes from `start` into `tx` until the receiver is dropped or, with
 /// `non_blocking`, the binlog's current end.
 pub async fn stream_to(
     mut conn: Conn,
     start: &StreamStart,
-    tx: tokio::sync::mpsc::Sender<Positioned>,
+    tx: tokio::sync::mpsc::Sender<Vec<Positioned>>,
 ) -> Result<(), SourceError> {
     let err = |source| SourceError::Stream {
         file: start.file.clone(),
@@ -103,7 +109,12 @@ pub async fn stream_to(
     }
     let mut events = conn.get_binlog_stream(req).await.map_err(err)?;
     let mut decoder = Decoder::new();
-    while let Some(ev) = events.next().await {
+    let mut batch: Vec<Positioned> = Vec::with_capacity(BATCH);
+    let mut next = events.next().await;
+    // mysql_async hands out a TRANSACTION_PAYLOAD event and then, again, the events inside
+    // it (with log_pos 0); ferry's decoder unpacks the payload itself, so those are skipped.
+    let mut after_payload = false;
+    while let Some(ev) = next.take() {
         let ev = ev.map_err(err)?;
         let h = ev.header();
         let header = EventHeader {
@@ -114,29 +125,49 @@ pub async fn stream_to(
             log_pos: h.log_pos(),
             flags: h.flags_raw(),
         };
-        if header.type_code == 15 {
+        let inner = after_payload && header.log_pos == 0;
+        after_payload = header.type_code == 40 || inner;
+        if inner {
+            // Already decoded from its TRANSACTION_PAYLOAD.
+        } else if header.type_code == 15 {
             // FORMAT_DESCRIPTION: binlog version (2 bytes), then the server version (50).
             let v = ev.data().get(2..52).unwrap_or_default();
             let v = &v[..v.iter().position(|&b| b == 0).unwrap_or(v.len())];
             decoder.set_server_version(&String::from_utf8_lossy(v));
-            continue;
-        }
-        let framed = Event {
-            offset: u64::from(header.log_pos),
-            header,
-            body: ev.data(),
-        };
-        for change in decoder.event(&framed)? {
-            let p = Positioned {
-                change,
-                end_pos: u64::from(header.log_pos),
-                timestamp: header.timestamp,
+        } else {
+            let framed = Event {
+                offset: u64::from(header.log_pos),
+                header,
+                body: ev.data(),
             };
-            if tx.send(p).await.is_err() {
-                let _ = events.close().await;
-                return Err(SourceError::Closed);
+            for change in decoder.event(&framed)? {
+                batch.push(Positioned {
+                    change,
+                    end_pos: u64::from(header.log_pos),
+                    timestamp: header.timestamp,
+                });
             }
         }
+        // The next event if it is already here; otherwise hand over what we have and wait.
+        match futures::FutureExt::now_or_never(events.next()) {
+            Some(n) if batch.len() < BATCH => next = n,
+            ready => {
+                if !batch.is_empty() {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(full).await.is_err() {
+                        let _ = events.close().await;
+                        return Err(SourceError::Closed);
+                    }
+                }
+                next = match ready {
+                    Some(n) => n,
+                    None => events.next().await,
+                };
+            }
+        }
+    }
+    if !batch.is_empty() && tx.send(batch).await.is_err() {
+        return Err(SourceError::Closed);
     }
     Ok(())
 }
