@@ -812,9 +812,6 @@ async fn all_mode_db1() {
 /// the sync task"). Under the upstream's ANSI_QUOTES the server logs the view's DDL with
 /// double-quoted identifiers.
 #[tokio::test]
-#[ignore = "ferry bug: catchup applies DDL without the source statement's sql_mode, so the \
-            ANSI_QUOTES `CREATE VIEW \"all_mode\".\"t1_v\"` fails on the target with error 1064 \
-            (catchup/src/run.rs DDL branch; events.rs query_any drops Q_SQL_MODE_CODE)"]
 async fn all_mode_db1_create_view_under_ansi_quotes() {
     let _g = db_lock("all_mode").lock().await;
     run_pass(&Pass {
@@ -953,9 +950,6 @@ async fn incremental_mode() {
 /// is of the empty database, so `db*.prepare.sql` (DROP/CREATE DATABASE, CREATE TABLE, rows)
 /// reaches the target through the binlog only.
 #[tokio::test]
-#[ignore = "ferry bug: catchup runs `USE <db>` before a replicated `CREATE DATABASE <db>` (the \
-            query event's schema is the new database), which fails on the target with error \
-            1049 `USE: Unknown database 'incremental_mode'` (catchup/src/run.rs DDL branch)"]
 async fn incremental_mode_from_binlog_position() {
     let _g = db_lock("incremental_mode").lock().await;
     for (name, user_file, prepare, increment) in [

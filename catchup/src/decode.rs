@@ -30,6 +30,10 @@ pub enum Change {
     Query {
         db: String,
         sql: Vec<u8>,
+        /// The statement's `@@sql_mode` bits and `character_set_client` (collation id),
+        /// when the event records them.
+        sql_mode: Option<u64>,
+        charset_client: Option<u16>,
     },
     Rows {
         table: Arc<TableMap>,
@@ -96,8 +100,13 @@ impl Decoder {
                 });
             }
             2 | 165 => {
-                let (db, sql) = events::query_any(h.type_code, body).map_err(bad)?;
-                out.push(Change::Query { db, sql });
+                let q = events::query_any(h.type_code, body).map_err(bad)?;
+                out.push(Change::Query {
+                    db: q.db,
+                    sql: q.sql,
+                    sql_mode: q.sql_mode,
+                    charset_client: q.charset_client,
+                });
             }
             16 => out.push(Change::Commit {
                 xid: events::xid(body).map_err(bad)?,

@@ -216,26 +216,107 @@ pub fn rotate(body: &[u8]) -> Result<(u64, String), String> {
 }
 
 /// QUERY (type 2) and MariaDB's QUERY_COMPRESSED (165): the default schema and the text.
-pub fn query_any(type_code: u8, body: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let (db, sql) = query(body)?;
+pub fn query_any(type_code: u8, body: &[u8]) -> Result<Query, String> {
+    let mut q = query(body)?;
     if type_code == 165 {
-        return Ok((db, crate::rows::mariadb_uncompress(&sql)?));
+        q.sql = crate::rows::mariadb_uncompress(&q.sql)?;
     }
-    Ok((db, sql))
+    Ok(q)
+}
+
+/// A QUERY event: the default schema, the statement, and the session state it ran with
+/// (when the status block carries it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub db: String,
+    pub sql: Vec<u8>,
+    /// `@@sql_mode` as the server's bit set.
+    pub sql_mode: Option<u64>,
+    /// The statement's `character_set_client` (a collation id).
+    pub charset_client: Option<u16>,
 }
 
 /// QUERY (type 2): the default schema and the statement text.
-pub fn query(body: &[u8]) -> Result<(String, Vec<u8>), String> {
+pub fn query(body: &[u8]) -> Result<Query, String> {
     let mut c = Cursor::new(body);
     let _thread = c.le(4)?;
     let _exec_time = c.le(4)?;
     let db_len = c.le(1)? as usize;
     let _error = c.le(2)?;
     let status_len = c.le(2)? as usize;
-    c.take(status_len)?;
+    let (sql_mode, charset_client) = status_vars(c.take(status_len)?);
     let db = String::from_utf8_lossy(c.take(db_len)?).into_owned();
     c.take(1)?;
-    Ok((db, c.take(c.left())?.to_vec()))
+    Ok(Query {
+        db,
+        sql: c.take(c.left())?.to_vec(),
+        sql_mode,
+        charset_client,
+    })
+}
+
+/// `sql_mode` and `character_set_client` from a QUERY's status variables. The walk stops at
+/// a code it does not know (each has its own length), keeping what it found before.
+fn status_vars(b: &[u8]) -> (Option<u64>, Option<u16>) {
+    let mut c = Cursor::new(b);
+    let (mut mode, mut charset) = (None, None);
+    while let Ok(code) = c.u8() {
+        let step: Result<(), String> = (|| {
+            match code {
+                0 | 10 => {
+                    c.take(4)?;
+                }
+                1 => mode = Some(c.le(8)?),
+                2 => {
+                    let n = c.u8()? as usize;
+                    c.take(n + 1)?;
+                }
+                3 => {
+                    c.take(4)?;
+                }
+                4 => {
+                    charset = Some(c.le(2)? as u16);
+                    c.take(4)?;
+                }
+                5 | 6 => {
+                    let n = c.u8()? as usize;
+                    c.take(n)?;
+                }
+                7 | 8 | 18 => {
+                    c.take(2)?;
+                }
+                9 | 17 | 129 => {
+                    c.take(8)?;
+                }
+                11 => {
+                    for _ in 0..2 {
+                        let n = c.u8()? as usize;
+                        c.take(n)?;
+                    }
+                }
+                12 => {
+                    let n = c.u8()?;
+                    if n != 254 {
+                        for _ in 0..n {
+                            while c.u8()? != 0 {}
+                        }
+                    }
+                }
+                13 | 128 => {
+                    c.take(3)?;
+                }
+                16 | 19 | 20 | 130 => {
+                    c.take(1)?;
+                }
+                _ => return Err(String::new()),
+            }
+            Ok(())
+        })();
+        if step.is_err() {
+            break;
+        }
+    }
+    (mode, charset)
 }
 
 /// XID (type 16).

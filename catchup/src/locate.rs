@@ -1356,6 +1356,8 @@ mod tests {
         let q = |sql: &str| Change::Query {
             db: "d".into(),
             sql: sql.as_bytes().to_vec(),
+            sql_mode: None,
+            charset_client: None,
         };
         let steps = [
             step(q("CREATE TABLE t (a INT)"), 4, 100),

@@ -202,6 +202,27 @@ fn names_schema(sql: &str, schema: &str) -> bool {
         })
 }
 
+/// Account and privilege statements (`GRANT`, `CREATE USER`, ...): the target's accounts
+/// are the operator's, not replicated.
+fn is_account_statement(upper: &str) -> bool {
+    let s = upper.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    [
+        "GRANT ",
+        "REVOKE ",
+        "CREATE USER",
+        "DROP USER",
+        "ALTER USER",
+        "RENAME USER",
+        "SET PASSWORD",
+        "CREATE ROLE",
+        "DROP ROLE",
+        "SET DEFAULT ROLE",
+        "FLUSH ",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
+}
+
 /// A binlog file name from a ROTATE event, without the bytes some servers append to the
 /// artificial ones (their checksum, mysql_async issue 189): the name is cut to the current
 /// file's shape, `base.` and as many digits as its sequence number has (a sequence that
@@ -958,7 +979,12 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                     pool.txn_start(&pos);
                 }
             }
-            Change::Query { db, sql } => {
+            Change::Query {
+                db,
+                sql,
+                sql_mode,
+                charset_client,
+            } => {
                 let text = String::from_utf8_lossy(&sql).trim().to_string();
                 let wanted = cfg.schemas.as_ref().is_none_or(|s| {
                     s.contains(&db) || (db.is_empty() && s.iter().any(|x| names_schema(&text, x)))
@@ -979,8 +1005,8 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                     || upper.starts_with("RELEASE SAVEPOINT")
                 {
                     // Savepoints inside a transaction: its row events already say what stayed.
-                } else if !wanted {
-                    tracing::debug!(schema = %db, "statement outside the replicated schemas skipped");
+                } else if !wanted || is_account_statement(&upper) {
+                    tracing::debug!(schema = %db, "statement outside the replicated schemas, or about accounts, skipped");
                     if p.end_pos > 0 {
                         pos.pos = p.end_pos;
                     }
@@ -995,7 +1021,28 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                     };
                     pool.commit(&ckpt, false).await?;
                     pool.sync().await?;
-                    if !db.is_empty() {
+                    // The statement's own sql_mode (ANSI_QUOTES changes how it parses) and
+                    // client character set, as the source ran it.
+                    let mut session = match sql_mode {
+                        Some(m) => format!("SET SESSION sql_mode = {m}"),
+                        None => "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'".to_string(),
+                    };
+                    match charset_client {
+                        Some(c) => {
+                            let _ = write!(session, ", character_set_client = {c}");
+                        }
+                        None => session.push_str(", character_set_client = utf8mb4"),
+                    }
+                    if let Err(e) = tgt.query_drop(&session).await {
+                        tracing::warn!(error = %e, "the target does not take the source statement's session settings; applying the DDL with its own");
+                    }
+                    // CREATE/DROP DATABASE name their database as the default schema, which
+                    // does not exist before (or after) them.
+                    let database_ddl = upper.starts_with("CREATE DATABASE")
+                        || upper.starts_with("CREATE SCHEMA")
+                        || upper.starts_with("DROP DATABASE")
+                        || upper.starts_with("DROP SCHEMA");
+                    if !db.is_empty() && !database_ddl {
                         tgt.query_drop(format!("USE {}", ferry_shared::ident::quote_ident(&db)))
                             .await
                             .map_err(db_err("USE"))?;
