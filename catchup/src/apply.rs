@@ -427,7 +427,13 @@ mod tests {
             "UPDATE `mysql`.`t` SET `json_col` = JSON_REPLACE(`json_col`, '$.age', \
              JSON_EXTRACT('26', '$')), `name` = _binary'Joe', `age` = 26 WHERE `id` <=> 1"
         );
-        assert!(sql[5].ends_with("JSON_EXTRACT('42', '$')), `name` = _binary'Pete', `age` = 42 WHERE `id` <=> 6"), "{}", sql[5]);
+        assert!(
+            sql[5].ends_with(
+                "JSON_EXTRACT('42', '$')), `name` = _binary'Pete', `age` = 42 WHERE `id` <=> 6"
+            ),
+            "{}",
+            sql[5]
+        );
     }
 
     #[test]
