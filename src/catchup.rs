@@ -2,7 +2,8 @@
 
 use crate::OutputMode;
 use clap::Args;
-use ferry_catchup::run::{CatchupConfig, CatchupSummary};
+use ferry_catchup::locate::Until;
+use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
 use ferry_shared::location::BinlogPos;
 use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
 use std::path::PathBuf;
@@ -13,8 +14,16 @@ pub struct CatchupArgs {
     #[arg(long, short = 'd')]
     from: Option<String>,
     /// Start at this binlog position instead (`file:pos`).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["start_gtid", "start_time"])]
     start_position: Option<String>,
+    /// Start after the transactions of this GTID set (MariaDB `0-1-100,1-2-5`, MySQL
+    /// `uuid:1-100`): what the target already has.
+    #[arg(long, conflicts_with = "start_time")]
+    start_gtid: Option<String>,
+    /// Start at the first transaction at or after this time, `YYYY-MM-DD HH:MM:SS` (UTC
+    /// unless an offset such as `+02:00` follows), found by the binlog's event times.
+    #[arg(long)]
+    start_time: Option<String>,
     /// Source server, `mysql://user@host:port` (password: FERRY_SOURCE_PASSWORD or
     /// --source-password-file).
     #[arg(long)]
@@ -37,13 +46,21 @@ pub struct CatchupArgs {
     /// Checkpoint name in the target's `ferry_meta` (default: from the start position).
     #[arg(long)]
     task_id: Option<String>,
-    /// `caught-up`: stop once everything the source had written is applied (lag 0).
-    #[arg(long, value_parser = ["caught-up"])]
+    /// Where to stop: `caught-up` (once everything the source had written when catch-up
+    /// started is applied: lag 0), `FILE:POS` (before the first transaction starting there or
+    /// later), a GTID (once it is applied), or a time `YYYY-MM-DD HH:MM:SS` (before the
+    /// first transaction after it). Without it: until SIGTERM/SIGINT.
+    #[arg(long)]
     until: Option<String>,
+    /// Replicate only these databases (repeatable; default: the dump's databases with
+    /// --from, every database otherwise).
+    #[arg(long = "database", short = 'B')]
+    databases: Vec<String>,
     /// Target connections applying changes in parallel; changes to one key stay in order on
-    /// one connection, tables without a primary key (or with other unique keys) on one.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    workers: u16,
+    /// one connection, tables without a primary key (or with other unique keys) on one
+    /// (default: 4, or the number of CPUs if fewer).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
     /// Keep reconnecting for this many seconds after the source or target went away (no
     /// progress in between) before giving up.
     #[arg(long, default_value_t = 600)]
@@ -55,16 +72,26 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// The start position, and the databases the dump holds (only those are replicated).
-async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), String> {
+/// The start, and the databases the dump holds (only those are replicated).
+async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>), String> {
     if let Some(p) = &a.start_position {
         let pos = p
             .parse::<BinlogPos>()
             .map_err(|e| format!("--start-position: {e}"))?;
-        return Ok((pos, None));
+        return Ok((Start::Position(pos), None));
+    }
+    if let Some(g) = &a.start_gtid {
+        return Ok((Start::Gtid(g.trim().to_string()), None));
+    }
+    if let Some(t) = &a.start_time {
+        let t = ferry_catchup::locate::parse_time(t).map_err(|e| format!("--start-time: {e}"))?;
+        return Ok((Start::Time(t), None));
     }
     let Some(from) = &a.from else {
-        return Err("give --from DUMP or --start-position FILE:POS".into());
+        return Err(
+            "give --from DUMP, --start-position FILE:POS, --start-gtid SET or --start-time TIME"
+                .into(),
+        );
     };
     let s3 = a.s3.options();
     let storage = ferry_shared::storage::open(from, &s3)
@@ -82,7 +109,7 @@ async fn start_of(a: &CatchupArgs) -> Result<(BinlogPos, Option<Vec<String>>), S
         )
     })?;
     let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    Ok((earliest.pos.clone(), Some(schemas)))
+    Ok((Start::Position(earliest.pos.clone()), Some(schemas)))
 }
 
 /// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after
@@ -114,12 +141,13 @@ fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
     rx
 }
 
+fn stable_hash(s: &str) -> u64 {
+    ferry_catchup::parallel::stable_hash(&[s.as_bytes()])
+}
+
 /// A server id in 1e9..4e9 from the task id, so tasks do not collide by default.
 fn default_server_id(task: &str) -> u32 {
-    let h = task.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    1_000_000_000 + (h % 3_000_000_000) as u32
+    1_000_000_000 + (stable_hash(task) % 3_000_000_000) as u32
 }
 
 fn print_summary(s: &CatchupSummary, mode: OutputMode) {
@@ -166,21 +194,39 @@ pub async fn run(a: CatchupArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let until = match a.until.as_deref().map(str::parse::<Until>).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: --until: {e}");
+            return 2;
+        }
+    };
     let (start, schemas) = match start_of(&a).await {
+        Ok((start, _)) if !a.databases.is_empty() => (start, Some(a.databases.clone())),
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return if a.from.is_none() && a.start_position.is_none() {
+            return if a.from.is_none()
+                && a.start_position.is_none()
+                && a.start_gtid.is_none()
+                && a.start_time.is_none()
+            {
                 2
             } else {
                 1
             };
         }
     };
-    let task_id = a
-        .task_id
-        .clone()
-        .unwrap_or_else(|| format!("catchup-{}-{}", start.file, start.pos));
+    // The checkpoint's name (at most 64 characters).
+    let task_id = a.task_id.clone().unwrap_or_else(|| match &start {
+        Start::Position(p) => format!("catchup-{}-{}", p.file, p.pos),
+        Start::Gtid(g) => format!("catchup-gtid-{:016x}", stable_hash(g)),
+        Start::Time(t) => format!("catchup-time-{t}"),
+    });
+    if task_id.len() > 64 {
+        eprintln!("error: --task-id is longer than 64 characters");
+        return 2;
+    }
     let task_id_for_cfg = task_id.clone();
     let cfg = CatchupConfig {
         source,
@@ -188,9 +234,12 @@ pub async fn run(a: CatchupArgs) -> u8 {
         start,
         task_id: task_id_for_cfg,
         server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
-        until_caught_up: a.until.is_some(),
+        until,
         schemas,
-        workers: usize::from(a.workers),
+        workers: a.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),
+            usize::from,
+        ),
         retry_for: std::time::Duration::from_secs(a.retry_for_secs),
         stop: Some(stop_on_signals()),
     };

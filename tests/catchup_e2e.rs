@@ -501,3 +501,86 @@ async fn type_matrix_and_ddl_replicate_exactly() {
         );
     }
 }
+
+/// `--start-gtid` (after what the target has) and `--until GTID` stop exactly after that
+/// transaction; the same task then resumes to `--until caught-up`. `--until FILE:POS` and a
+/// bad `--until` too.
+#[tokio::test]
+async fn start_gtid_and_until_bounds() {
+    use mysql_async::prelude::Queryable;
+    let db = unique_db("cgtid");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let mut tgt = target().await;
+    exec(&mut tgt, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut tgt,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let start: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut gtids = Vec::new();
+    let mut positions = Vec::new();
+    for i in 1..=10 {
+        exec(&mut src, &format!("INSERT INTO `{db}`.t VALUES ({i})")).await;
+        let g: String = src
+            .query_first("SELECT @@last_gtid")
+            .await
+            .unwrap()
+            .unwrap();
+        gtids.push(g);
+        let row: mysql_async::Row = src
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .unwrap()
+            .unwrap();
+        positions.push(format!(
+            "{}:{}",
+            row.get::<String, _>(0).unwrap(),
+            row.get::<u64, _>(1).unwrap()
+        ));
+    }
+    let s = servers();
+    let run = |extra: &[&str]| {
+        let mut c = ferry();
+        c.args([
+            "catchup",
+            "--source",
+            &s.source_url,
+            "--target",
+            &s.target_url,
+            "-B",
+            &db,
+            "--start-gtid",
+            &start,
+            "--output",
+            "json",
+        ])
+        .args(extra);
+        c
+    };
+    let count = |n: u64| format!("SELECT COUNT(*) = {n} FROM `{db}`.t");
+    // Stop once the 4th insert is applied.
+    run_ok(&mut run(&["--until", &gtids[3]]));
+    let ok: Option<bool> = tgt.query_first(count(4)).await.unwrap();
+    assert_eq!(ok, Some(true));
+    // The same task (named after the start) goes on to the position after the 7th insert.
+    run_ok(&mut run(&["--until", &positions[6]]));
+    let ok: Option<bool> = tgt.query_first(count(7)).await.unwrap();
+    assert_eq!(ok, Some(true));
+    run_ok(&mut run(&["--until", "caught-up"]));
+    let ok: Option<bool> = tgt.query_first(count(10)).await.unwrap();
+    assert_eq!(ok, Some(true));
+    let out = run(&["--until", "tomorrow"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--until"));
+}

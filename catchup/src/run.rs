@@ -27,11 +27,12 @@ pub struct CatchupConfig {
     pub source: ConnSpec,
     pub target: ConnSpec,
     /// Where to start when the target has no checkpoint for the task.
-    pub start: BinlogPos,
+    pub start: Start,
     pub task_id: String,
     pub server_id: u32,
-    /// Stop at the source's binlog end as it was when catch-up started (lag 0).
-    pub until_caught_up: bool,
+    /// Where to stop (`caught-up`: the source's binlog end as it was when catch-up started,
+    /// lag 0); `None`: run until stopped.
+    pub until: Option<crate::locate::Until>,
     /// Only changes to these databases are applied (`None`: all).
     pub schemas: Option<Vec<String>>,
     /// Target connections applying changes in parallel (causality by key).
@@ -40,6 +41,16 @@ pub struct CatchupConfig {
     pub retry_for: std::time::Duration,
     /// Stop cleanly (after committing what is applied) once this turns true.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Where a task without a checkpoint starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Position(BinlogPos),
+    /// After the transactions of this GTID set (the replica has executed them).
+    Gtid(String),
+    /// At the first transaction at or after this time (seconds since the epoch).
+    Time(u32),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -750,6 +761,18 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     })
 }
 
+/// Has `--until` (other than caught-up) been reached before the transaction starting at `pos`?
+fn until_reached(cfg: &CatchupConfig, pos: &BinlogPos, last_gtid: Option<&str>, ts: u32) -> bool {
+    let hit = cfg
+        .until
+        .as_ref()
+        .is_some_and(|u| u.reached(&pos.file, pos.pos, last_gtid, ts));
+    if hit {
+        tracing::info!(position = %pos, "--until reached");
+    }
+    hit
+}
+
 fn stop_requested(cfg: &CatchupConfig) -> bool {
     cfg.stop.as_ref().is_some_and(|s| *s.borrow())
 }
@@ -766,7 +789,16 @@ async fn wait_stop(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
+async fn source_is_mariadb(src: &mut Conn) -> bool {
+    src.query_first::<String, _>("SELECT @@version")
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.contains("MariaDB"))
+}
+
 async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), CatchupError> {
+    let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
     let mut tgt = connect(&cfg.target).await?;
     tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
         .await
@@ -780,10 +812,32 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
 
     // Worker checkpoints: start at the lowest; each worker skips what it already committed.
     let saved = read_checkpoints(&mut tgt, &cfg.task_id).await?;
+    let mut src = connect(&cfg.source).await?;
     let mut workers = cfg.workers.max(1);
     let mut done: Vec<BinlogPos>;
+    let mut gtid: Option<String> = None;
     if saved.is_empty() {
-        done = vec![cfg.start.clone(); workers];
+        let located = |e: crate::locate::LocateError| {
+            if e.is_transient() {
+                CatchupError::Transient(e.to_string())
+            } else {
+                CatchupError::Definite(e.to_string())
+            }
+        };
+        let first = match &cfg.start {
+            Start::Position(p) => p.clone(),
+            Start::Gtid(set) => {
+                gtid = Some(set.clone());
+                crate::locate::start_for_gtid(&mut src, set, cfg.server_id)
+                    .await
+                    .map_err(located)?
+            }
+            Start::Time(t) => crate::locate::start_for_time(&mut src, *t, cfg.server_id)
+                .await
+                .map_err(located)?,
+        };
+        tracing::info!(position = %first, "start position");
+        done = vec![first; workers];
     } else {
         let saved_n = saved[0].1.max(1);
         let all_equal = saved
@@ -797,11 +851,12 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
             );
             workers = saved_n;
         }
-        let lowest = saved
+        let (lowest, lowest_gtid) = saved
             .iter()
-            .map(|(_, _, c)| BinlogPos::new(c.file.clone(), c.pos))
-            .reduce(|a, b| if b < a { b } else { a })
-            .unwrap_or_else(|| cfg.start.clone());
+            .map(|(_, _, c)| (BinlogPos::new(c.file.clone(), c.pos), c.gtid.clone()))
+            .reduce(|a, b| if b.0 < a.0 { b } else { a })
+            .unwrap_or_else(|| (BinlogPos::new(String::new(), 4), None));
+        gtid = lowest_gtid;
         done = vec![lowest.clone(); workers];
         if !all_equal {
             for (k, _, c) in &saved {
@@ -817,13 +872,21 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         .iter()
         .cloned()
         .reduce(|a, b| if b < a { b } else { a })
-        .unwrap_or_else(|| cfg.start.clone());
+        .unwrap_or_else(|| BinlogPos::new(String::new(), 4));
+    if let Some(u) = &cfg.until {
+        let flavor = if source_is_mariadb(&mut src).await {
+            ferry_shared::location::Flavor::Mariadb
+        } else {
+            ferry_shared::location::Flavor::Mysql
+        };
+        u.check_start(&start, flavor)
+            .map_err(|e| CatchupError::Definite(e.to_string()))?;
+    }
     if totals.started_at.is_none() {
         totals.started_at = Some(start.to_string());
     }
     totals.stopped_at = start.to_string();
 
-    let mut src = connect(&cfg.source).await?;
     precheck(&mut src, &start, cfg.server_id).await?;
     tracing::info!(start = %start, workers, "precheck passed; streaming");
 
@@ -852,7 +915,7 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         file: start.file.clone(),
         pos: start.pos,
         server_id: cfg.server_id,
-        non_blocking: cfg.until_caught_up,
+        non_blocking: caught_up,
     };
     let source_spec = cfg.source.clone();
     let reader = tokio::spawn(async move {
@@ -905,7 +968,6 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         tables: HashMap::new(),
     };
     let mut pos = start.clone();
-    let mut gtid: Option<String> = None;
     let mut in_txn = false;
     let mut grouped = 0u32;
     let mut group_started = Instant::now();
@@ -973,6 +1035,10 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                 }
             }
             Change::Gtid(g) => {
+                if !in_txn && until_reached(cfg, &pos, gtid.as_deref(), p.timestamp) {
+                    stopping = true;
+                    break;
+                }
                 gtid = Some(g);
                 if !in_txn {
                     in_txn = true;
@@ -991,6 +1057,10 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                 });
                 let upper = text.to_ascii_uppercase();
                 if upper == "BEGIN" {
+                    if !in_txn && until_reached(cfg, &pos, gtid.as_deref(), p.timestamp) {
+                        stopping = true;
+                        break;
+                    }
                     if !in_txn {
                         in_txn = true;
                         pool.txn_start(&pos);
@@ -1216,7 +1286,7 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
     }
     if !stopping {
         match reader.await {
-            Ok(Ok(())) if !cfg.until_caught_up => {
+            Ok(Ok(())) if !caught_up => {
                 return Err(CatchupError::Transient(
                     "the source ended the binlog stream".into(),
                 ))
@@ -1242,7 +1312,7 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         pool.commit(&ckpt, false).await.ok();
     }
     pool.finish().await?;
-    if cfg.until_caught_up {
+    if caught_up {
         totals.lag = measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, true).await;
     }
     Ok(())
