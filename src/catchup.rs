@@ -72,20 +72,24 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// The start, and the databases the dump holds (only those are replicated).
-async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>), String> {
+/// Per table, the earliest Location its chunks were read at.
+type Floors = std::collections::HashMap<(String, String), BinlogPos>;
+
+/// The start, the databases the dump holds (only those are replicated), and the tables'
+/// floors.
+async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors), String> {
     if let Some(p) = &a.start_position {
         let pos = p
             .parse::<BinlogPos>()
             .map_err(|e| format!("--start-position: {e}"))?;
-        return Ok((Start::Position(pos), None));
+        return Ok((Start::Position(pos), None, Floors::new()));
     }
     if let Some(g) = &a.start_gtid {
-        return Ok((Start::Gtid(g.trim().to_string()), None));
+        return Ok((Start::Gtid(g.trim().to_string()), None, Floors::new()));
     }
     if let Some(t) = &a.start_time {
         let t = ferry_catchup::locate::parse_time(t).map_err(|e| format!("--start-time: {e}"))?;
-        return Ok((Start::Time(t), None));
+        return Ok((Start::Time(t), None, Floors::new()));
     }
     let Some(from) = &a.from else {
         return Err(
@@ -109,7 +113,21 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>), Strin
         )
     })?;
     let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    Ok((Start::Position(earliest.pos.clone()), Some(schemas)))
+    let mut floors = Floors::new();
+    for t in &m.tables {
+        let lowest = t
+            .chunks
+            .iter()
+            .filter_map(|c| c.location.and_then(|i| m.locations.get(i)))
+            .map(|l| l.location.pos.clone())
+            .reduce(|a, b| if b < a { b } else { a });
+        if let Some(p) = lowest {
+            if p > earliest.pos {
+                floors.insert((t.database.clone(), t.name.clone()), p);
+            }
+        }
+    }
+    Ok((Start::Position(earliest.pos.clone()), Some(schemas), floors))
 }
 
 /// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after
@@ -201,8 +219,10 @@ pub async fn run(a: CatchupArgs) -> u8 {
             return 2;
         }
     };
-    let (start, schemas) = match start_of(&a).await {
-        Ok((start, _)) if !a.databases.is_empty() => (start, Some(a.databases.clone())),
+    let (start, schemas, table_floors) = match start_of(&a).await {
+        Ok((start, _, floors)) if !a.databases.is_empty() => {
+            (start, Some(a.databases.clone()), floors)
+        }
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -235,6 +255,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
         task_id: task_id_for_cfg,
         server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
         until,
+        table_floors,
         schemas,
         workers: a.workers.map_or_else(
             || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),

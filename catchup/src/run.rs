@@ -35,6 +35,10 @@ pub struct CatchupConfig {
     pub until: Option<crate::locate::Until>,
     /// Only changes to these databases are applied (`None`: all).
     pub schemas: Option<Vec<String>>,
+    /// Per table (database, name): the earliest Location its dumped rows were read at.
+    /// Row changes of transactions that started before it are in the dump already and are
+    /// skipped (from a dump of several Locations, tables without a key would double them).
+    pub table_floors: HashMap<(String, String), BinlogPos>,
     /// Target connections applying changes in parallel (causality by key).
     pub workers: usize,
     /// How long to keep reconnecting after the source or target went away before giving up.
@@ -968,6 +972,8 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         tables: HashMap::new(),
     };
     let mut pos = start.clone();
+    // Where the current source transaction started.
+    let mut txn_pos = start.clone();
     let mut in_txn = false;
     let mut grouped = 0u32;
     let mut group_started = Instant::now();
@@ -1042,6 +1048,7 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                 gtid = Some(g);
                 if !in_txn {
                     in_txn = true;
+                    txn_pos = pos.clone();
                     pool.txn_start(&pos);
                 }
             }
@@ -1063,6 +1070,7 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                     }
                     if !in_txn {
                         in_txn = true;
+                        txn_pos = pos.clone();
                         pool.txn_start(&pos);
                     }
                 } else if upper == "COMMIT" {
@@ -1165,7 +1173,17 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
                 }
                 if !in_txn {
                     in_txn = true;
+                    txn_pos = pos.clone();
                     pool.txn_start(&pos);
+                }
+                if let Some(floor) = cfg
+                    .table_floors
+                    .get(&(table.db.clone(), table.table.clone()))
+                {
+                    if txn_pos.partial_cmp(floor) == Some(std::cmp::Ordering::Less) {
+                        // Read by the dump already (a table dumped at a later Location).
+                        continue;
+                    }
                 }
                 let t = applier.table(&mut tgt, &table).await?;
                 let kind = event.kind;
