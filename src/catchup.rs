@@ -65,6 +65,9 @@ pub struct CatchupArgs {
     /// progress in between) before giving up.
     #[arg(long, default_value_t = 600)]
     retry_for_secs: u64,
+    /// `auto` (a live line on a terminal, log lines every 5 s otherwise), `bars`, `log`, `off`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bars", "log", "off"])]
+    progress: String,
     #[command(flatten)]
     s3: crate::S3Args,
     /// Summary format.
@@ -263,6 +266,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
         ),
         retry_for: std::time::Duration::from_secs(a.retry_for_secs),
         stop: Some(stop_on_signals()),
+        progress: crate::progress_mode(&a.progress),
     };
     let output = a.output;
     crate::finish(

@@ -14,6 +14,7 @@ use crate::rows::{RowsEvent, RowsKind};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
 use ferry_shared::location::BinlogPos;
+use ferry_shared::progress::ProgressMode;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
@@ -43,6 +44,8 @@ pub struct CatchupConfig {
     pub workers: usize,
     /// How long to keep reconnecting after the source or target went away before giving up.
     pub retry_for: std::time::Duration,
+    /// A progress line on a terminal, or log lines.
+    pub progress: ferry_shared::progress::ProgressMode,
     /// Stop cleanly (after committing what is applied) once this turns true.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -723,10 +726,27 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut totals = Totals::default();
     let mut delay = std::time::Duration::from_secs(1);
     let mut failing_since: Option<Instant> = None;
-    loop {
+    let bar = match cfg.progress {
+        ProgressMode::Bars => true,
+        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ProgressMode::Log | ProgressMode::Off => false,
+    }
+    .then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::stderr_with_hz(4),
+        );
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} catchup [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(250));
+        b
+    });
+    let r = loop {
         let before = totals.transactions + totals.ddl;
-        match run_once(&cfg, &mut totals).await {
-            Ok(()) => break,
+        match run_once(&cfg, &mut totals, bar.as_ref()).await {
+            Ok(()) => break Ok(()),
             Err(e) if e.is_transient() => {
                 if totals.transactions + totals.ddl > before {
                     failing_since = None;
@@ -734,20 +754,24 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
                 }
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= cfg.retry_for || stop_requested(&cfg) {
-                    return Err(e);
+                    break Err(e);
                 }
                 tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), "connection lost; resuming from the checkpoint");
                 let mut stop = cfg.stop.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = wait_stop(&mut stop) => return Err(e),
+                    _ = wait_stop(&mut stop) => break Err(e),
                 }
                 delay = (delay * 2).min(std::time::Duration::from_secs(30));
                 totals.reconnects += 1;
             }
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
+    r?;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     Ok(CatchupSummary {
         task_id: cfg.task_id.clone(),
@@ -801,7 +825,11 @@ async fn source_is_mariadb(src: &mut Conn) -> bool {
         .is_some_and(|v| v.contains("MariaDB"))
 }
 
-async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), CatchupError> {
+async fn run_once(
+    cfg: &CatchupConfig,
+    totals: &mut Totals,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(), CatchupError> {
     let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
     let mut tgt = connect(&cfg.target).await?;
     tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
@@ -980,7 +1008,8 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
     let mut stopping = false;
     let mut stop = cfg.stop.clone();
     let mut last_report = Instant::now();
-    let mut reported = (totals.rows, totals.transactions);
+    let mut events = 0u64;
+    let mut reported = (totals.rows, totals.transactions, 0u64);
     let mut last_event_ts = 0u32;
     loop {
         if !stopping && stop.as_ref().is_some_and(|s| *s.borrow()) {
@@ -1002,7 +1031,13 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
         if p.timestamp > 0 {
             last_event_ts = p.timestamp;
         }
-        if last_report.elapsed() >= REPORT_EVERY {
+        events += 1;
+        let every = if bar.is_some() {
+            std::time::Duration::from_secs(1)
+        } else {
+            REPORT_EVERY
+        };
+        if last_report.elapsed() >= every && cfg.progress != ProgressMode::Off {
             totals.lag = measure_lag(
                 &mut src,
                 &pos.file,
@@ -1012,17 +1047,34 @@ async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), Catchu
             )
             .await;
             let secs = last_report.elapsed().as_secs_f64();
-            tracing::info!(
-                position = %pos,
-                transactions = totals.transactions,
-                rows = totals.rows,
-                rows_per_sec = ((totals.rows - reported.0) as f64 / secs) as u64,
-                transactions_per_sec = ((totals.transactions - reported.1) as f64 / secs) as u64,
-                lag_seconds = totals.lag.0,
-                bytes_behind = totals.lag.1.map_or("?".to_string(), |b| b.to_string()),
-                "catchup progress"
-            );
-            reported = (totals.rows, totals.transactions);
+            let rate = |now: u64, then: u64| ((now - then) as f64 / secs) as u64;
+            let bytes_behind = totals
+                .lag
+                .1
+                .map_or("?".to_string(), ferry_shared::progress::human_bytes);
+            match bar {
+                Some(b) => b.set_message(format!(
+                    "at {pos} · {} trx ({}/s) · {} rows ({}/s) · {} events/s · lag {} s, {bytes_behind} behind",
+                    totals.transactions,
+                    rate(totals.transactions, reported.1),
+                    totals.rows,
+                    rate(totals.rows, reported.0),
+                    rate(events, reported.2),
+                    totals.lag.0,
+                )),
+                None => tracing::info!(
+                    position = %pos,
+                    transactions = totals.transactions,
+                    rows = totals.rows,
+                    rows_per_sec = rate(totals.rows, reported.0),
+                    transactions_per_sec = rate(totals.transactions, reported.1),
+                    events_per_sec = rate(events, reported.2),
+                    lag_seconds = totals.lag.0,
+                    bytes_behind = %bytes_behind,
+                    "catchup progress"
+                ),
+            }
+            reported = (totals.rows, totals.transactions, events);
             last_report = Instant::now();
         }
         let mut txn_ended = false;
