@@ -5,11 +5,13 @@
 
 use crate::cursor::Cursor;
 
-/// A MySQL GTID event (types 33 and 34).
+/// A MySQL GTID event (types 33 and 34, and the tagged type 42).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlGtid {
     pub flags: u8,
     pub sid: [u8; 16],
+    /// The tag of a tagged GTID (type 42, MySQL 8.4+); never empty.
+    pub tag: Option<String>,
     pub gno: u64,
     pub last_committed: Option<u64>,
     pub sequence_number: Option<u64>,
@@ -54,6 +56,7 @@ impl MysqlGtid {
         let mut g = MysqlGtid {
             flags,
             sid,
+            tag: None,
             gno,
             last_committed: None,
             sequence_number: None,
@@ -91,9 +94,198 @@ impl MysqlGtid {
         Ok(g)
     }
 
-    pub fn gtid(&self) -> String {
-        format!("{}:{}", uuid_text(&self.sid), self.gno)
+    /// GTID_TAGGED (type 42, MySQL 8.4+). The body is a message of MySQL's serialization
+    /// library (`libs/mysql/serialization`), not the fixed layout of type 33:
+    ///
+    /// ```text
+    /// format version   varlen, 1
+    /// message size     varlen, in bytes from the start of the body (version included)
+    /// last needed id   varlen, 1 + the id of the last field a reader must understand
+    /// fields           { field id varlen, value }, ids increasing, optional ones left out
+    /// ```
+    ///
+    /// The fields (`Gtid_event::define_fields` in `control_events.h`): 0 flags, 1 UUID
+    /// (16 varlen bytes), 2 gno (signed), 3 tag (varlen length + bytes, at most 32),
+    /// 4 last_committed (signed), 5 sequence_number (signed), 6 immediate commit timestamp,
+    /// 7 original commit timestamp (absent: the immediate one), 8 transaction length,
+    /// 9 immediate server version, 10 original server version (absent: the immediate one),
+    /// 11 commit group ticket. Fields after 11 are newer than this reader: they are skipped
+    /// when the message says they may be, an error otherwise.
+    pub fn parse_tagged(body: &[u8]) -> Result<Self, String> {
+        let mut c = Cursor::new(body);
+        let version = varlen(&mut c)?;
+        if version != 1 {
+            return Err(format!(
+                "serialization format version {version}, this reader knows version 1"
+            ));
+        }
+        let size = varlen(&mut c)?;
+        let needed = varlen(&mut c)?;
+        let header = body.len() - c.left();
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| (header..=body.len()).contains(s))
+            .ok_or_else(|| {
+                format!(
+                    "message size {size} outside the {header}..={} bytes the body allows",
+                    body.len()
+                )
+            })?;
+        if needed > 12 {
+            return Err(format!(
+                "field {} must be understood, this reader knows fields 0 to 11",
+                needed - 1
+            ));
+        }
+        let mut f = Cursor::new(&body[header..size]);
+        let mut g = MysqlGtid {
+            flags: 0,
+            sid: [0; 16],
+            tag: None,
+            gno: 0,
+            last_committed: None,
+            sequence_number: None,
+            immediate_commit_timestamp: None,
+            original_commit_timestamp: None,
+            transaction_length: None,
+            immediate_server_version: None,
+            original_server_version: None,
+        };
+        let (mut has_sid, mut has_tag) = (false, false);
+        let mut previous: Option<u64> = None;
+        while f.left() > 0 {
+            let id = varlen(&mut f)?;
+            if let Some(p) = previous.filter(|p| id <= *p) {
+                return Err(format!("field {id} after field {p}"));
+            }
+            previous = Some(id);
+            match id {
+                0 => g.flags = varlen_narrow(&mut f, "flags", u8::MAX.into())? as u8,
+                1 => {
+                    for b in g.sid.iter_mut() {
+                        *b = varlen_narrow(&mut f, "a UUID byte", u8::MAX.into())? as u8;
+                    }
+                    has_sid = true;
+                }
+                2 => {
+                    let gno = varlen_signed(&mut f)?;
+                    g.gno = u64::try_from(gno)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| format!("gno {gno}, a GTID's is 1 or more"))?;
+                }
+                3 => {
+                    g.tag = tag(&mut f)?;
+                    has_tag = true;
+                }
+                4 => g.last_committed = Some(varlen_unsigned(&mut f, "last_committed")?),
+                5 => g.sequence_number = Some(varlen_unsigned(&mut f, "sequence_number")?),
+                6 => g.immediate_commit_timestamp = Some(varlen(&mut f)?),
+                7 => g.original_commit_timestamp = Some(varlen(&mut f)?),
+                8 => g.transaction_length = Some(varlen(&mut f)?),
+                9 => {
+                    g.immediate_server_version =
+                        Some(varlen_narrow(&mut f, "server version", u32::MAX.into())? as u32)
+                }
+                10 => {
+                    g.original_server_version =
+                        Some(varlen_narrow(&mut f, "server version", u32::MAX.into())? as u32)
+                }
+                11 => {
+                    varlen(&mut f)?; // commit group ticket
+                }
+                // A newer, ignorable field: its size is unknown, so the rest of the message
+                // is skipped (as MySQL does).
+                _ => break,
+            }
+        }
+        // MySQL always writes these three; without them there is no GTID.
+        if !has_sid {
+            return Err("no UUID field".into());
+        }
+        if !has_tag {
+            return Err("no tag field".into());
+        }
+        if g.gno == 0 {
+            return Err("no gno field".into());
+        }
+        g.original_commit_timestamp = g.original_commit_timestamp.or(g.immediate_commit_timestamp);
+        g.original_server_version = g.original_server_version.or(g.immediate_server_version);
+        Ok(g)
     }
+
+    /// `uuid:gno`, or `uuid:tag:gno` for a tagged GTID (the form MySQL prints).
+    pub fn gtid(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}:{tag}:{}", uuid_text(&self.sid), self.gno),
+            None => format!("{}:{}", uuid_text(&self.sid), self.gno),
+        }
+    }
+}
+
+/// An unsigned variable-length integer of MySQL's serialization library: the first byte's
+/// trailing one bits say how many bytes follow (0 to 8); the value fills the bits after the
+/// terminating zero bit, little-endian. Nine bytes (first byte 0xff) hold all 64 bits in
+/// the last eight.
+fn varlen(c: &mut Cursor<'_>) -> Result<u64, String> {
+    let first = c.u8()?;
+    let len = first.trailing_ones() as usize + 1;
+    if len == 1 {
+        return Ok(u64::from(first >> 1));
+    }
+    let rest = c
+        .take(len - 1)?
+        .iter()
+        .rev()
+        .fold(0u64, |a, x| (a << 8) | u64::from(*x));
+    Ok(if len == 9 {
+        rest
+    } else {
+        (u64::from(first) >> len) | (rest << (8 - len))
+    })
+}
+
+/// A signed variable-length integer: the sign in the lowest bit, then the magnitude (minus
+/// one when negative).
+fn varlen_signed(c: &mut Cursor<'_>) -> Result<i64, String> {
+    let v = varlen(c)?;
+    Ok(((v >> 1) ^ 0u64.wrapping_sub(v & 1)) as i64)
+}
+
+/// A signed field that a valid event never makes negative.
+fn varlen_unsigned(c: &mut Cursor<'_>, what: &str) -> Result<u64, String> {
+    let v = varlen_signed(c)?;
+    u64::try_from(v).map_err(|_| format!("{what} is {v}, below 0"))
+}
+
+/// A variable-length integer of a narrower type than 64 bits.
+fn varlen_narrow(c: &mut Cursor<'_>, what: &str, max: u64) -> Result<u64, String> {
+    let v = varlen(c)?;
+    if v > max {
+        return Err(format!("{what} is {v}, more than its type's {max}"));
+    }
+    Ok(v)
+}
+
+/// A GTID tag: up to 32 letters, digits and underscores, not starting with a digit.
+/// Empty means untagged.
+fn tag(c: &mut Cursor<'_>) -> Result<Option<String>, String> {
+    let len = varlen(c)?;
+    if len > 32 {
+        return Err(format!("a tag of {len} bytes, at most 32 are allowed"));
+    }
+    let bytes = c.take(len as usize)?;
+    let well_formed = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && !bytes.first().is_some_and(u8::is_ascii_digit);
+    if !well_formed {
+        return Err(format!(
+            "tag {:?}: a tag is letters, digits and underscores, not starting with a digit",
+            String::from_utf8_lossy(bytes)
+        ));
+    }
+    Ok((!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned()))
 }
 
 impl MariadbGtid {
@@ -434,6 +626,152 @@ mod tests {
                 "{c}"
             );
         }
+    }
+
+    /// MySQL's `write_varlen_bytes_unsigned`, to test the reader against.
+    fn write_varlen(v: u64) -> Vec<u8> {
+        let bits = 64 - v.leading_zeros() as usize;
+        let len = ((bits * 575) >> 12) + 1;
+        let first = ((1u16 << (len - 1)) - 1) as u8 | (v << len) as u8;
+        let rest = v >> (8 + ((len + 7) >> 4) - len);
+        let mut out = vec![first];
+        out.extend_from_slice(&rest.to_le_bytes()[..len - 1]);
+        out
+    }
+
+    #[test]
+    fn varlen_integers() {
+        // The examples of MySQL's serialization readme (there written big-endian).
+        let read = |b: &[u8]| varlen(&mut Cursor::new(b)).unwrap();
+        let read_signed = |b: &[u8]| varlen_signed(&mut Cursor::new(b)).unwrap();
+        assert_eq!(read(&[0xfb, 0xff, 0x07]), 65535);
+        assert_eq!(read_signed(&[0xf3, 0xff, 0x0f]), 65535);
+        assert_eq!(read_signed(&[0xeb, 0xff, 0x0f]), -65535);
+        assert_eq!(read_signed(&[0xfb, 0xff, 0x0f]), -65536);
+        assert_eq!(read(&[0xff; 9]), u64::MAX);
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                let bytes = write_varlen(v);
+                let mut c = Cursor::new(&bytes);
+                assert_eq!(varlen(&mut c).unwrap(), v, "{bytes:02x?}");
+                assert_eq!(c.left(), 0, "{v}");
+                assert!(varlen(&mut Cursor::new(&bytes[..bytes.len() - 1])).is_err());
+            }
+        }
+        for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            let zigzag = ((v << 1) ^ (v >> 63)) as u64;
+            let bytes = write_varlen(zigzag);
+            assert_eq!(varlen_signed(&mut Cursor::new(&bytes)).unwrap(), v);
+        }
+    }
+
+    fn tagged_fixture_body() -> Vec<u8> {
+        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+            "../../shared/conformance/binlog/rust_mysql_common/binlog_transaction_with_GTID_TAG.000001",
+        );
+        let data = std::fs::read(p).unwrap();
+        crate::binlog::FileReader::new(&data)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.header.type_code == 42)
+            .unwrap()
+            .body
+            .to_vec()
+    }
+
+    /// Every field of the MySQL 9.6 fixture, as mysql_common 0.37.3 decoded it.
+    #[test]
+    fn mysql_tagged_gtid_body() {
+        let g = MysqlGtid::parse_tagged(&tagged_fixture_body()).unwrap();
+        assert_eq!(g.gtid(), "55778904-0299-11f1-b1b8-4ef0c4956feb:mytag:3");
+        assert_eq!(g.tag.as_deref(), Some("mytag"));
+        assert_eq!((g.flags, g.gno), (0, 3));
+        assert_eq!((g.last_committed, g.sequence_number), (Some(0), Some(1)));
+        assert_eq!(g.immediate_commit_timestamp, Some(1_770_368_687_207_196));
+        assert_eq!(g.original_commit_timestamp, g.immediate_commit_timestamp);
+        assert_eq!(g.transaction_length, Some(296));
+        assert_eq!(g.immediate_server_version, Some(90600));
+        assert_eq!(g.original_server_version, Some(90600));
+    }
+
+    /// Hand-built messages: optional fields left out, a newer ignorable field, and the
+    /// malformed cases a reader must refuse.
+    #[test]
+    fn mysql_tagged_gtid_messages() {
+        // fields: (id, encoded value)
+        let message = |needed: u64, fields: &[(u64, Vec<u8>)]| -> Vec<u8> {
+            let mut body: Vec<u8> = Vec::new();
+            for (id, v) in fields {
+                body.extend(write_varlen(*id));
+                body.extend(v);
+            }
+            let mut head = write_varlen(1);
+            head.extend(write_varlen(needed));
+            // The size counts itself: one byte while the message stays under 128 bytes.
+            let size = head.len() + 1 + body.len();
+            let mut out = write_varlen(1);
+            out.extend(write_varlen(size as u64));
+            out.extend(write_varlen(needed));
+            out.extend(body);
+            out
+        };
+        let uuid: Vec<u8> = (1..=16u64).flat_map(write_varlen).collect();
+        let tag = |t: &str| {
+            let mut v = write_varlen(t.len() as u64);
+            v.extend(t.as_bytes());
+            v
+        };
+        let gno = |n: i64| write_varlen(((n << 1) ^ (n >> 63)) as u64);
+        let base = || vec![(1, uuid.clone()), (2, gno(7)), (3, tag("t_1"))];
+        let want = "01020304-0506-0708-090a-0b0c0d0e0f10:t_1:7";
+
+        let g = MysqlGtid::parse_tagged(&message(4, &base())).unwrap();
+        assert_eq!(g.gtid(), want);
+        assert_eq!(g.immediate_commit_timestamp, None);
+
+        let mut newer = base();
+        newer.push((9, write_varlen(80400)));
+        newer.push((40, vec![0xab, 0xcd]));
+        let g = MysqlGtid::parse_tagged(&message(10, &newer)).unwrap();
+        assert_eq!(
+            (g.gtid().as_str(), g.original_server_version),
+            (want, Some(80400))
+        );
+
+        let refused = |needed: u64, fields: Vec<(u64, Vec<u8>)>| {
+            let body = message(needed, &fields);
+            let e = MysqlGtid::parse_tagged(&body).unwrap_err();
+            assert!(!e.is_empty(), "{fields:?}");
+        };
+        refused(13, base());
+        refused(4, base()[1..].to_vec());
+        refused(4, base()[..2].to_vec());
+        refused(4, vec![base()[0].clone(), base()[2].clone()]);
+        refused(
+            4,
+            vec![base()[0].clone(), base()[2].clone(), base()[1].clone()],
+        );
+        refused(4, vec![(1, uuid.clone()), (2, gno(0)), (3, tag("t"))]);
+        refused(4, vec![(1, uuid.clone()), (2, gno(-3)), (3, tag("t"))]);
+        refused(4, vec![(1, uuid.clone()), (2, gno(7)), (3, tag("9t"))]);
+        refused(4, vec![(1, uuid.clone()), (2, gno(7)), (3, tag("t:x"))]);
+        refused(
+            4,
+            vec![(1, uuid.clone()), (2, gno(7)), (3, tag(&"t".repeat(33)))],
+        );
+        let mut wide = base();
+        wide.insert(0, (0, write_varlen(256)));
+        refused(4, wide);
+
+        let mut body = message(4, &base());
+        body[0] = 0x04; // format version 2
+        assert!(MysqlGtid::parse_tagged(&body).is_err());
+        let mut body = message(4, &base());
+        body[1] = 0x02; // a size smaller than the header
+        assert!(MysqlGtid::parse_tagged(&body).is_err());
+        let mut body = message(4, &base());
+        body.push(0);
+        assert_eq!(MysqlGtid::parse_tagged(&body).unwrap().gtid(), want);
     }
 
     #[test]
