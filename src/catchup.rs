@@ -75,8 +75,12 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// Per table, the earliest Location its chunks were read at.
-type Floors = std::collections::HashMap<(String, String), BinlogPos>;
+/// Per table, the earliest Location its chunks were read at, and its columns.
+#[derive(Default)]
+struct Floors {
+    floors: std::collections::HashMap<(String, String), BinlogPos>,
+    columns: std::collections::HashMap<(String, String), Vec<String>>,
+}
 
 /// The start, the databases the dump holds (only those are replicated), and the tables'
 /// floors.
@@ -85,14 +89,14 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors
         let pos = p
             .parse::<BinlogPos>()
             .map_err(|e| format!("--start-position: {e}"))?;
-        return Ok((Start::Position(pos), None, Floors::new()));
+        return Ok((Start::Position(pos), None, Floors::default()));
     }
     if let Some(g) = &a.start_gtid {
-        return Ok((Start::Gtid(g.trim().to_string()), None, Floors::new()));
+        return Ok((Start::Gtid(g.trim().to_string()), None, Floors::default()));
     }
     if let Some(t) = &a.start_time {
         let t = ferry_catchup::locate::parse_time(t).map_err(|e| format!("--start-time: {e}"))?;
-        return Ok((Start::Time(t), None, Floors::new()));
+        return Ok((Start::Time(t), None, Floors::default()));
     }
     let Some(from) = &a.from else {
         return Err(
@@ -116,8 +120,12 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors
         )
     })?;
     let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    let mut floors = Floors::new();
+    let mut floors = Floors::default();
     for t in &m.tables {
+        floors.columns.insert(
+            (t.database.clone(), t.name.clone()),
+            t.columns.iter().map(|c| c.name.clone()).collect(),
+        );
         let lowest = t
             .chunks
             .iter()
@@ -126,7 +134,9 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors
             .reduce(|a, b| if b < a { b } else { a });
         if let Some(p) = lowest {
             if p > earliest.pos {
-                floors.insert((t.database.clone(), t.name.clone()), p);
+                floors
+                    .floors
+                    .insert((t.database.clone(), t.name.clone()), p);
             }
         }
     }
@@ -258,7 +268,8 @@ pub async fn run(a: CatchupArgs) -> u8 {
         task_id: task_id_for_cfg,
         server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
         until,
-        table_floors,
+        table_floors: table_floors.floors,
+        dump_columns: table_floors.columns,
         schemas,
         workers: a.workers.map_or_else(
             || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),

@@ -40,6 +40,9 @@ pub struct CatchupConfig {
     /// Row changes of transactions that started before it are in the dump already and are
     /// skipped (from a dump of several Locations, tables without a key would double them).
     pub table_floors: HashMap<(String, String), BinlogPos>,
+    /// Per table: the source's column names as the dump read them (the schema tracker's
+    /// start, for binlogs without column names).
+    pub dump_columns: HashMap<(String, String), Vec<String>>,
     /// Target connections applying changes in parallel (causality by key).
     pub workers: usize,
     /// How long to keep reconnecting after the source or target went away before giving up.
@@ -210,6 +213,16 @@ const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_c
     PRIMARY KEY (task_id, worker)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+/// The schema tracker's state: per task and table, the source's columns after the last DDL
+/// (one name a line), written with the DDL's checkpoint.
+const SCHEMA_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_schema_v1` (
+    task_id VARCHAR(64) NOT NULL,
+    db VARCHAR(64) NOT NULL,
+    tbl VARCHAR(64) NOT NULL,
+    columns LONGTEXT NOT NULL,
+    PRIMARY KEY (task_id, db, tbl)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// Does a statement run without a default schema name `schema` in a qualified identifier?
 fn names_schema(sql: &str, schema: &str) -> bool {
     let quoted = format!("{}.", ferry_shared::ident::quote_ident(schema));
@@ -277,9 +290,102 @@ struct Table {
 
 struct Applier {
     tables: HashMap<(String, String), Table>,
+    /// The schema tracker: each table's source columns (from the dump, then kept up to date
+    /// through the DDL in the stream, persisted with the checkpoint), for binlogs without
+    /// column names (binlog_row_metadata=NO_LOG/MINIMAL).
+    source_cols: HashMap<(String, String), Vec<String>>,
+    /// Target columns that the source does not have (added on the target by the operator).
+    extras: HashMap<(String, String), Vec<String>>,
+}
+
+/// The target's column names of a table (empty: no such table).
+async fn target_columns(
+    tgt: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<String>, CatchupError> {
+    tgt.exec(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (db, table),
+    )
+    .await
+    .map_err(db_err("reading the target's columns"))
+}
+
+fn without(cols: Vec<String>, drop: &[String]) -> Vec<String> {
+    cols.into_iter()
+        .filter(|c| !drop.iter().any(|d| d.eq_ignore_ascii_case(c)))
+        .collect()
 }
 
 impl Applier {
+    /// Target columns the tracked source table lacks (computed once per table).
+    async fn extras_of(
+        &mut self,
+        tgt: &mut Conn,
+        key: &(String, String),
+    ) -> Result<Vec<String>, CatchupError> {
+        if let Some(e) = self.extras.get(key) {
+            return Ok(e.clone());
+        }
+        let Some(src) = self.source_cols.get(key) else {
+            return Ok(Vec::new());
+        };
+        let on_target = target_columns(tgt, &key.0, &key.1).await?;
+        let extra = without(on_target, src);
+        self.extras.insert(key.clone(), extra.clone());
+        Ok(extra)
+    }
+
+    /// Tracked tables a DDL statement may change (it names them).
+    fn touched_by(&self, upper_sql: &str) -> Vec<(String, String)> {
+        self.source_cols
+            .keys()
+            .filter(|(_, t)| upper_sql.contains(&t.to_ascii_uppercase()))
+            .cloned()
+            .collect()
+    }
+
+    /// After a DDL: the touched tables' source columns are the target's less its extras;
+    /// a table gone from the target is no longer tracked. Returns the statements that persist
+    /// the new state.
+    async fn track_ddl(
+        &mut self,
+        tgt: &mut Conn,
+        task: &str,
+        touched: &[(String, String)],
+        persist: &mut String,
+    ) -> Result<(), CatchupError> {
+        for key in touched {
+            let extra = self.extras.get(key).cloned().unwrap_or_default();
+            let now = target_columns(tgt, &key.0, &key.1).await?;
+            let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+            if now.is_empty() {
+                self.source_cols.remove(key);
+                self.extras.remove(key);
+                let _ = write!(
+                    persist,
+                    "DELETE FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = {} AND db = {} AND tbl = {};",
+                    q(task),
+                    q(&key.0),
+                    q(&key.1)
+                );
+            } else {
+                let cols = without(now, &extra);
+                let _ = write!(
+                    persist,
+                    "REPLACE INTO `ferry_meta`.`catchup_schema_v1` (task_id, db, tbl, columns) VALUES ({}, {}, {}, {});",
+                    q(task),
+                    q(&key.0),
+                    q(&key.1),
+                    q(&cols.join("\n"))
+                );
+                self.source_cols.insert(key.clone(), cols);
+            }
+        }
+        Ok(())
+    }
+
     async fn table(
         &mut self,
         tgt: &mut Conn,
@@ -305,8 +411,14 @@ impl Applier {
                 tm.db, tm.table
             )));
         }
+        let tracked = self
+            .source_cols
+            .get(&k)
+            .filter(|c| c.len() == tm.columns.len())
+            .cloned();
         let columns: Vec<String> = match tm.columns.iter().map(|c| c.name.clone()).collect::<Option<Vec<_>>>() {
             Some(names) => names,
+            None if tracked.is_some() => tracked.unwrap_or_default(),
             None if target_cols.len() >= tm.columns.len() => target_cols[..tm.columns.len()].to_vec(),
             None => {
                 return Err(CatchupError::Definite(format!(
@@ -838,6 +950,9 @@ async fn run_once(
     tgt.query_drop(CHECKPOINT_DDL)
         .await
         .map_err(db_err("creating the catch-up checkpoint table"))?;
+    tgt.query_drop(SCHEMA_DDL)
+        .await
+        .map_err(db_err("creating the schema tracker's table"))?;
     tgt.query_drop(parallel::SESSION_SETUP)
         .await
         .map_err(db_err("target session setup"))?;
@@ -998,7 +1113,21 @@ async fn run_once(
 
     let mut applier = Applier {
         tables: HashMap::new(),
+        source_cols: cfg.dump_columns.clone(),
+        extras: HashMap::new(),
     };
+    let persisted: Vec<(String, String, String)> = tgt
+        .exec(
+            "SELECT db, tbl, columns FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = ?",
+            (&cfg.task_id,),
+        )
+        .await
+        .map_err(db_err("reading the schema tracker's state"))?;
+    for (db, tbl, cols) in persisted {
+        applier
+            .source_cols
+            .insert((db, tbl), cols.split('\n').map(str::to_string).collect());
+    }
     let mut pos = start.clone();
     // Where the current source transaction started.
     let mut txn_pos = start.clone();
@@ -1019,6 +1148,24 @@ async fn run_once(
             if !in_txn {
                 break;
             }
+        }
+        // Whole source transactions waiting for their group commit: committed as soon as the
+        // stream has nothing ready (or they waited long enough), so that what is applied does
+        // not sit in open target transactions while the source is idle or sends only events
+        // of other schemas.
+        if grouped > 0
+            && !in_txn
+            && ((queue.is_empty() && rx.is_empty()) || group_started.elapsed() >= GROUP_TIME)
+        {
+            let ckpt = Checkpoint {
+                file: pos.file.clone(),
+                pos: pos.pos,
+                gtid: gtid.clone(),
+            };
+            pool.commit(&ckpt, false).await?;
+            grouped = 0;
+            group_started = Instant::now();
+            totals.stopped_at = pos.to_string();
         }
         let Some(p) = queue.pop_front() else {
             tokio::select! {
@@ -1177,6 +1324,10 @@ async fn run_once(
                             .await
                             .map_err(db_err("USE"))?;
                     }
+                    let touched = applier.touched_by(&upper);
+                    for key in &touched {
+                        applier.extras_of(&mut tgt, key).await?;
+                    }
                     match tgt.query_drop(&sql[..]).await {
                         Ok(()) => {}
                         // Replayed after a crash between the DDL and its checkpoint: the
@@ -1196,6 +1347,9 @@ async fn run_once(
                         pos.pos = p.end_pos;
                     }
                     let mut sql = String::from("START TRANSACTION;");
+                    applier
+                        .track_ddl(&mut tgt, &cfg.task_id, &touched, &mut sql)
+                        .await?;
                     for k in 0..workers {
                         let c = Checkpoint {
                             file: pos.file.clone(),
@@ -1333,12 +1487,9 @@ async fn run_once(
             totals.transactions += 1;
             grouped += 1;
             // Group source transactions into one commit per worker while more are already
-            // waiting; each worker's checkpoint moves only with the data it covers.
-            if stopping
-                || (queue.is_empty() && rx.is_empty())
-                || grouped >= GROUP_MAX
-                || group_started.elapsed() >= GROUP_TIME
-            {
+            // waiting (the loop's top commits the group once nothing is); each worker's
+            // checkpoint moves only with the data it covers.
+            if stopping || grouped >= GROUP_MAX {
                 let ckpt = Checkpoint {
                     file: pos.file.clone(),
                     pos: pos.pos,
