@@ -22,7 +22,8 @@ pub enum Change {
         pos: u64,
         artificial: bool,
     },
-    /// A transaction's GTID: MySQL `uuid:gno` or MariaDB `domain-server-seq`.
+    /// A transaction's GTID: MySQL `uuid:gno` (`uuid:tag:gno` when tagged) or MariaDB
+    /// `domain-server-seq`.
     Gtid(String),
     /// MariaDB's binlog state at the start of a file.
     GtidList(String),
