@@ -47,13 +47,9 @@ pub fn uuid_text(sid: &[u8]) -> String {
 }
 
 impl MysqlGtid {
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut c = Cursor::new(body);
-        let flags = c.le(1)? as u8;
-        let mut sid = [0u8; 16];
-        sid.copy_from_slice(c.take(16)?);
-        let gno = c.le(8)?;
-        let mut g = MysqlGtid {
+    /// A GTID with only its identity known (the optional fields unset).
+    fn new(flags: u8, sid: [u8; 16], gno: u64) -> Self {
+        MysqlGtid {
             flags,
             sid,
             tag: None,
@@ -65,7 +61,16 @@ impl MysqlGtid {
             transaction_length: None,
             immediate_server_version: None,
             original_server_version: None,
-        };
+        }
+    }
+
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let mut c = Cursor::new(body);
+        let flags = c.le(1)? as u8;
+        let mut sid = [0u8; 16];
+        sid.copy_from_slice(c.take(16)?);
+        let gno = c.le(8)?;
+        let mut g = MysqlGtid::new(flags, sid, gno);
         if c.left() >= 17 && c.le(1)? == 2 {
             g.last_committed = Some(c.le(8)?);
             g.sequence_number = Some(c.le(8)?);
@@ -138,19 +143,7 @@ impl MysqlGtid {
             ));
         }
         let mut f = Cursor::new(&body[header..size]);
-        let mut g = MysqlGtid {
-            flags: 0,
-            sid: [0; 16],
-            tag: None,
-            gno: 0,
-            last_committed: None,
-            sequence_number: None,
-            immediate_commit_timestamp: None,
-            original_commit_timestamp: None,
-            transaction_length: None,
-            immediate_server_version: None,
-            original_server_version: None,
-        };
+        let mut g = MysqlGtid::new(0, [0; 16], 0);
         let (mut has_sid, mut has_tag) = (false, false);
         let mut previous: Option<u64> = None;
         while f.left() > 0 {

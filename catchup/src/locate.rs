@@ -39,7 +39,7 @@
 //! Binlog files are read as a replica in non-blocking mode (the server id the caller gives),
 //! one file at a time: a read stops at the file's closing ROTATE or at its current end.
 
-use crate::binlog::{self, BinlogError, Event, EventHeader};
+use crate::binlog::{self, BinlogError, Event};
 use crate::decode::{Change, Decoder};
 use crate::events;
 use ferry_shared::location::{BinlogPos, Flavor, GtidSet, MariadbGtid, PositionParseError};
@@ -555,15 +555,7 @@ impl FileStreams {
         let mut in_file = false;
         while let Some(ev) = stream.next().await {
             let ev = ev.map_err(server(what()))?;
-            let h = ev.header();
-            let header = EventHeader {
-                timestamp: h.timestamp(),
-                type_code: h.event_type_raw(),
-                server_id: h.server_id(),
-                event_size: h.event_size(),
-                log_pos: h.log_pos(),
-                flags: h.flags_raw(),
-            };
+            let header = crate::source::header_of(&ev);
             // log_pos 0: the server's fake ROTATE / FORMAT_DESCRIPTION / GTID_LIST, and the
             // events inside a compressed transaction (decoded with their payload already).
             if header.log_pos == 0 {

@@ -28,6 +28,16 @@ pub struct Checkpoint {
     pub gtid: Option<String>,
 }
 
+impl Checkpoint {
+    pub fn at(pos: &ferry_shared::location::BinlogPos, gtid: &Option<String>) -> Self {
+        Checkpoint {
+            file: pos.file.clone(),
+            pos: pos.pos,
+            gtid: gtid.clone(),
+        }
+    }
+}
+
 pub enum Msg {
     /// `;`-terminated statements to run in the open target transaction (opened if needed).
     Stmts(String),

@@ -1210,11 +1210,7 @@ async fn run_once(
             && !in_txn
             && ((queue.is_empty() && rx.is_empty()) || group_started.elapsed() >= GROUP_TIME)
         {
-            let ckpt = Checkpoint {
-                file: pos.file.clone(),
-                pos: pos.pos,
-                gtid: gtid.clone(),
-            };
+            let ckpt = Checkpoint::at(&pos, &gtid);
             pool.commit(&ckpt, false).await?;
             grouped = 0;
             group_started = Instant::now();
@@ -1344,11 +1340,7 @@ async fn run_once(
                 } else {
                     // DDL: a barrier. Everything before it is committed on every worker, the
                     // statement runs in its schema, then every worker's checkpoint moves past it.
-                    let ckpt = Checkpoint {
-                        file: pos.file.clone(),
-                        pos: pos.pos,
-                        gtid: gtid.clone(),
-                    };
+                    let ckpt = Checkpoint::at(&pos, &gtid);
                     pool.commit(&ckpt, false).await?;
                     pool.sync().await?;
                     // The statement's own sql_mode (ANSI_QUOTES changes how it parses) and
@@ -1404,11 +1396,7 @@ async fn run_once(
                         .track_ddl(&mut tgt, &cfg.task_id, &touched, &mut sql)
                         .await?;
                     for k in 0..workers {
-                        let c = Checkpoint {
-                            file: pos.file.clone(),
-                            pos: pos.pos,
-                            gtid: gtid.clone(),
-                        };
+                        let c = Checkpoint::at(&pos, &gtid);
                         sql.push_str(&parallel::checkpoint_sql(&cfg.task_id, k, workers, &c));
                         sql.push(';');
                         pool.done[k] = pos.clone();
@@ -1543,11 +1531,7 @@ async fn run_once(
             // waiting (the loop's top commits the group once nothing is); each worker's
             // checkpoint moves only with the data it covers.
             if stopping || grouped >= GROUP_MAX {
-                let ckpt = Checkpoint {
-                    file: pos.file.clone(),
-                    pos: pos.pos,
-                    gtid: gtid.clone(),
-                };
+                let ckpt = Checkpoint::at(&pos, &gtid);
                 pool.commit(&ckpt, stopping).await?;
                 grouped = 0;
                 group_started = Instant::now();
@@ -1574,11 +1558,7 @@ async fn run_once(
         // A source transaction cut off at the end of the stream: not applied.
         pool.discard_txn().await?;
     }
-    let ckpt = Checkpoint {
-        file: pos.file.clone(),
-        pos: pos.pos,
-        gtid: gtid.clone(),
-    };
+    let ckpt = Checkpoint::at(&pos, &gtid);
     if !in_txn {
         pool.commit(&ckpt, true).await?;
         totals.stopped_at = pos.to_string();

@@ -76,6 +76,19 @@ pub async fn stream(
     }
 }
 
+/// ferry's header of an event framed by mysql_async.
+pub(crate) fn header_of(ev: &mysql_async::binlog::events::Event) -> EventHeader {
+    let h = ev.header();
+    EventHeader {
+        timestamp: h.timestamp(),
+        type_code: h.event_type_raw(),
+        server_id: h.server_id(),
+        event_size: h.event_size(),
+        log_pos: h.log_pos(),
+        flags: h.flags_raw(),
+    }
+}
+
 /// Changes are sent in batches of up to this many (fewer when the stream has nothing more
 /// ready), so that the consumer is not woken for every event.
 const BATCH: usize = 512;
@@ -116,15 +129,7 @@ pub async fn stream_to(
     let mut after_payload = false;
     while let Some(ev) = next.take() {
         let ev = ev.map_err(err)?;
-        let h = ev.header();
-        let header = EventHeader {
-            timestamp: h.timestamp(),
-            type_code: h.event_type_raw(),
-            server_id: h.server_id(),
-            event_size: h.event_size(),
-            log_pos: h.log_pos(),
-            flags: h.flags_raw(),
-        };
+        let header = header_of(&ev);
         let inner = after_payload && header.log_pos == 0;
         after_payload = header.type_code == 40 || inner;
         if inner {
