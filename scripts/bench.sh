@@ -113,6 +113,33 @@ declare -A LABEL=(
 )
 declare -A TIMES=() RSS=() SIZE=() FAILED=() MED=()
 
+# record_run TOOL: adds the run just timed (RUN_SECS, RUN_RSS_KB) to TIMES and RSS.
+record_run() {
+    TIMES[$1]+="$RUN_SECS "
+    if [[ -n "$RUN_RSS_KB" ]]; then RSS[$1]+="$RUN_RSS_KB "; fi
+}
+
+# set_medians TOOL...: MED of each tool that did not fail and has timed runs.
+set_medians() {
+    local tool
+    for tool in "$@"; do
+        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
+        # shellcheck disable=SC2086  # word-splitting the list of times
+        MED[$tool]=$(median ${TIMES[$tool]})
+    done
+}
+
+# peak_rss_kb TOOL: the largest peak RSS of its runs, or nothing.
+peak_rss_kb() {
+    # shellcheck disable=SC2086  # word-splitting the list of sizes
+    if [[ -n "${RSS[$1]:-}" ]]; then max_of ${RSS[$1]}; fi
+}
+
+# runs_csv TOOL: its run times as `1.2,1.3`, or nothing.
+runs_csv() {
+    if [[ -n "${TIMES[$1]:-}" ]]; then printf '%s' "${TIMES[$1]% }" | tr ' ' ','; fi
+}
+
 # dump_<tool> OUT LOG: one timed run writing to OUT; sets RUN_SECS/RUN_RSS_KB.
 dump_ferry_common() {
     local out="$1" logf="$2"; shift 2
@@ -248,8 +275,7 @@ cmd_dump() {
             rm -rf -- "$out"
             sync
             if "dump_$tool" "$out" "$logf"; then
-                TIMES[$tool]+="$RUN_SECS "
-                [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+                record_run "$tool"
                 SIZE[$tool]=$(bytes_of "$out")
                 [[ "$tool" != ceiling || $run -ne 1 ]] || check_ceiling_rows "$out"
                 log "run $run/$RUNS ${LABEL[$tool]}: ${RUN_SECS}s, $(mb "${SIZE[$tool]}")"
@@ -265,11 +291,7 @@ cmd_dump() {
 
     # 4. report
     local base base_name rss_kb t
-    for tool in "${DUMP_TOOLS[@]}"; do
-        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
-        # shellcheck disable=SC2086  # word-splitting the list of times
-        MED[$tool]=$(median ${TIMES[$tool]})
-    done
+    set_medians "${DUMP_TOOLS[@]}"
     if [[ -n "${MED[ferry]:-}" ]]; then
         base=${SIZE[ferry]} base_name="ferry's uncompressed SQL output"
     elif [[ -n "${MED[ceiling]:-}" ]]; then
@@ -291,9 +313,7 @@ cmd_dump() {
             printf '%-26s FAILED: %s\n' "${LABEL[$tool]}" "${FAILED[$tool]}"
             continue
         fi
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        rss_kb=$(peak_rss_kb "$tool")
         printf '%-26s %9s %8s %11s %12s  %s\n' "${LABEL[$tool]}" "${MED[$tool]}" \
             "$(mbps "$base" "${MED[$tool]}")" \
             "$(rss_h "$rss_kb")" "$(mb "${SIZE[$tool]}")" "${TIMES[$tool]% }"
@@ -332,11 +352,8 @@ cmd_dump() {
     for tool in "${DUMP_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
-        tj=""
-        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        rss_kb=$(peak_rss_kb "$tool")
+        tj=$(runs_csv "$tool")
         json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
         json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}]"
         mbs=$(mbps "$base" "${MED[$tool]:-}")
@@ -551,19 +568,14 @@ cmd_load() {
             if [[ " ${FERRY_LOAD_TOOLS[*]} " == *" $tool "* && -z "${FERRY_METHOD[$tool]:-}" ]]; then
                 FERRY_METHOD[$tool]=$(sed -n 's/.*"method":"\([^"]*\)".*/\1/p' -- "$logf.stdout" | head -n 1)
             fi
-            TIMES[$tool]+="$RUN_SECS "
-            [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+            record_run "$tool"
             log "run $run/$RUNS ${LLABEL[$tool]}: ${RUN_SECS}s"
         done
     done
 
     # 4. report
     local rss_kb t
-    for tool in "${LOAD_TOOLS[@]}"; do
-        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
-        # shellcheck disable=SC2086  # word-splitting the list of times
-        MED[$tool]=$(median ${TIMES[$tool]})
-    done
+    set_medians "${LOAD_TOOLS[@]}"
     echo
     echo "load benchmark: $TABLES tables x $ROWS rows (sysbench oltp, db $DB), threads $THREADS," \
         "chunk rows $CHUNK_ROWS, median of $RUNS run(s); the target writes a binlog"
@@ -577,9 +589,7 @@ cmd_load() {
             printf '%-34s FAILED: %s\n' "${LLABEL[$tool]}" "${FAILED[$tool]}"
             continue
         fi
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        rss_kb=$(peak_rss_kb "$tool")
         printf '%-34s %9s %8s %11s  %s\n' "${LLABEL[$tool]}" "${MED[$tool]}" \
             "$(mbps "$base" "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
     done
@@ -624,11 +634,8 @@ cmd_load() {
     for tool in "${LOAD_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
-        tj=""
-        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        rss_kb=$(peak_rss_kb "$tool")
+        tj=$(runs_csv "$tool")
         mbs=$(mbps "$base" "${MED[$tool]:-}")
         json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
         json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}],\"mb_per_s\":$(json_num "${mbs#-}")"
@@ -957,19 +964,14 @@ cmd_catchup() {
                 [[ "${FERRY_STOP[$tool]}" == "$W_END_FILE:$W_END_POS" ]] \
                     || log "NOTE: ${CLABEL[$tool]} stopped at ${FERRY_STOP[$tool]:-?}, W ends at $W_END_FILE:$W_END_POS"
             fi
-            TIMES[$tool]+="$RUN_SECS "
-            [[ -z "$RUN_RSS_KB" ]] || RSS[$tool]+="$RUN_RSS_KB "
+            record_run "$tool"
             log "run $run/$RUNS ${CLABEL[$tool]}: ${RUN_SECS}s ($(trx_per_s "$RUN_SECS") trx/s), checksums match"
         done
     done
 
     # 4. report
     local rss_kb t
-    for tool in "${CATCHUP_TOOLS[@]}"; do
-        [[ -z "${FAILED[$tool]:-}" && -n "${TIMES[$tool]:-}" ]] || continue
-        # shellcheck disable=SC2086  # word-splitting the list of times
-        MED[$tool]=$(median ${TIMES[$tool]})
-    done
+    set_medians "${CATCHUP_TOOLS[@]}"
     echo
     echo "catchup benchmark: sysbench oltp_write_only, $TABLES tables x $ROWS rows (db $DB)," \
         "$THREADS client threads for ${WORKLOAD_SECS}s on the source; median of $RUNS run(s)"
@@ -992,9 +994,7 @@ cmd_catchup() {
             printf '%-44s FAILED: %s\n' "${CLABEL[$tool]}" "${FAILED[$tool]}"
             continue
         fi
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
+        rss_kb=$(peak_rss_kb "$tool")
         printf '%-44s %9s %9s %11s  %s\n' "${CLABEL[$tool]}" "${MED[$tool]}" \
             "$(trx_per_s "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
     done
@@ -1057,11 +1057,8 @@ cmd_catchup() {
     for tool in "${CATCHUP_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=""
-        # shellcheck disable=SC2086
-        [[ -z "${RSS[$tool]:-}" ]] || rss_kb=$(max_of ${RSS[$tool]})
-        tj=""
-        [[ -z "${TIMES[$tool]:-}" ]] || tj=$(printf '%s' "${TIMES[$tool]% }" | tr ' ' ',')
+        rss_kb=$(peak_rss_kb "$tool")
+        tj=$(runs_csv "$tool")
         tps=$(trx_per_s "${MED[$tool]:-}")
         json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" && -z "${SKIPPED[$tool]:-}" ]] && echo true || echo false)"
         json+=",\"skipped\":$( [[ -n "${SKIPPED[$tool]:-}" ]] && echo true || echo false)"

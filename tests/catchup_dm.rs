@@ -751,6 +751,35 @@ fn all_mode_session(time_zone: &'static str) -> Session {
     }
 }
 
+/// all_mode's pass of shard `n` (1 or 2) in `run.sh`'s order: the full phase (`db<n>.prepare.sql`
+/// and `db<n>.regexpr.sql`, which makes the regexpr router's database `regexpr_db`), then, while
+/// catchup runs, `DROP TABLE IF EXISTS` of the missing table `tb<n>` twice, the steps `then`,
+/// `db<n>.increment0.sql`, a mid-stream comparison and `db<n>.increment.sql`.
+fn all_mode_shard(n: u8, time_zone: &'static str, regexpr_db: &'static str, then: &[Step]) -> Pass {
+    // Steps hold `&'static str`: the few names made here are leaked (once a test).
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let file = |suffix: &str| Step::File(leak(format!("db{n}.{suffix}")));
+    let drop_missing = Step::Sql(leak(format!("drop table if exists `all_mode`.`tb{n}`")));
+    let mut increments = vec![drop_missing, drop_missing];
+    increments.extend_from_slice(then);
+    increments.extend([
+        file("increment0.sql"),
+        Step::Converged,
+        file("increment.sql"),
+    ]);
+    Pass {
+        case: "all_mode",
+        name: leak(format!("db{n}")),
+        session: all_mode_session(time_zone),
+        prepare: vec![file("prepare.sql"), file("regexpr.sql")],
+        databases: Box::leak(Box::new(["all_mode", regexpr_db])),
+        increments,
+        dump_user: None,
+        catchup_user: None,
+        replay_from_dump: false,
+    }
+}
+
 /// all_mode, shard 1, in `run.sh`'s order: the full phase (with the regexpr router's
 /// database), then, while catchup runs, `DROP TABLE IF EXISTS` of a missing table twice,
 /// `flush logs`, `db1.increment0.sql`, a mid-stream comparison, `db1.increment.sql` (JSON and
@@ -758,24 +787,12 @@ fn all_mode_session(time_zone: &'static str) -> Session {
 #[tokio::test]
 async fn all_mode_db1() {
     let _g = db_lock("all_mode").lock().await;
-    run_pass(&Pass {
-        case: "all_mode",
-        name: "db1",
-        session: all_mode_session("+01:00"),
-        prepare: vec![Step::File("db1.prepare.sql"), Step::File("db1.regexpr.sql")],
-        databases: &["all_mode", "test2animal"],
-        increments: vec![
-            Step::Sql("drop table if exists `all_mode`.`tb1`"),
-            Step::Sql("drop table if exists `all_mode`.`tb1`"),
-            Step::Sql("flush logs"),
-            Step::File("db1.increment0.sql"),
-            Step::Converged,
-            Step::File("db1.increment.sql"),
-        ],
-        dump_user: None,
-        catchup_user: None,
-        replay_from_dump: false,
-    })
+    run_pass(&all_mode_shard(
+        1,
+        "+01:00",
+        "test2animal",
+        &[Step::Sql("flush logs")],
+    ))
     .await;
     // NO_AUTO_VALUE_ON_ZERO kept id 0; extremes of BIGINT, BIT and DECIMAL.
     assert_eq!(
@@ -836,24 +853,7 @@ async fn all_mode_db1_create_view_under_ansi_quotes() {
 #[tokio::test]
 async fn all_mode_db2() {
     let _g = db_lock("all_mode").lock().await;
-    run_pass(&Pass {
-        case: "all_mode",
-        name: "db2",
-        session: all_mode_session("+02:00"),
-        prepare: vec![Step::File("db2.prepare.sql"), Step::File("db2.regexpr.sql")],
-        databases: &["all_mode", "test4s_2022"],
-        increments: vec![
-            Step::Sql("drop table if exists `all_mode`.`tb2`"),
-            Step::Sql("drop table if exists `all_mode`.`tb2`"),
-            Step::File("db2.increment0.sql"),
-            Step::Converged,
-            Step::File("db2.increment.sql"),
-        ],
-        dump_user: None,
-        catchup_user: None,
-        replay_from_dump: false,
-    })
-    .await;
+    run_pass(&all_mode_shard(2, "+02:00", "test4s_2022", &[])).await;
     assert_eq!(
         target_rows("SELECT id, name FROM all_mode.t2 ORDER BY id").await,
         vec![vec![s("0"), s("haha")], vec![s("2"), s("Bran")]]

@@ -270,37 +270,8 @@ async fn kill_9_under_write_load_then_exact() {
 /// A private server pair: restarting the shared source would disturb other tests.
 #[tokio::test]
 async fn source_restart_mid_stream_reconnects() {
-    let state = tempfile::tempdir().unwrap();
-    let script = repo_root().join("scripts/servers.sh");
-    let ok = std::process::Command::new("bash")
-        .arg(&script)
-        .args(["start", "--dir"])
-        .arg(state.path())
-        .args(["--owner-pid", &std::process::id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    struct Stop(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("bash")
-                .arg(&self.0)
-                .args(["stop", "--dir"])
-                .arg(&self.1)
-                .status();
-        }
-    }
-    let _stop = Stop(script.clone(), state.path().to_path_buf());
-    let env = std::fs::read_to_string(state.path().join("env")).unwrap();
-    let var = |name: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .trim_matches(|c| c == '"' || c == '\'')
-            .to_string()
-    };
-    let (src_url, tgt_url) = (var("FERRY_TEST_SOURCE_URL"), var("FERRY_TEST_TARGET_URL"));
+    let pair = private_servers();
+    let (src_url, tgt_url) = (pair.source_url.clone(), pair.target_url.clone());
     let mut src = connect(&src_url).await;
     // Until the restart, MariaDB's default metadata: no column names, no signedness (the
     // restarted server has FULL again, from its option file).
@@ -360,7 +331,7 @@ async fn source_restart_mid_stream_reconnects() {
     }
     drop(src);
     // Restart the source: a clean shutdown, a pause, the same server started again.
-    let pid: i32 = std::fs::read_to_string(state.path().join("source.pid"))
+    let pid: i32 = std::fs::read_to_string(pair.dir().join("source.pid"))
         .unwrap()
         .trim()
         .parse()
@@ -386,7 +357,7 @@ async fn source_restart_mid_stream_reconnects() {
             "\"$0\" --defaults-file=\"$1\" >/dev/null 2>&1 &",
             mariadbd,
         ])
-        .arg(state.path().join("source.cnf"))
+        .arg(pair.dir().join("source.cnf"))
         .status()
         .unwrap();
     assert!(started.success());
@@ -515,6 +486,24 @@ async fn type_matrix_and_ddl_replicate_exactly() {
     }
 }
 
+/// Creates `db`.t (id INT PRIMARY KEY) on the source (through `src`) and on the target, for a
+/// catch-up from a GTID with no dump; returns a target connection and the source's
+/// `@@gtid_binlog_pos` after the DDL.
+async fn same_table_on_both(src: &mut mysql_async::Conn, db: &str) -> (mysql_async::Conn, String) {
+    use mysql_async::prelude::Queryable;
+    let mut tgt = target().await;
+    for conn in [&mut *src, &mut tgt] {
+        exec(conn, &format!("CREATE DATABASE `{db}`")).await;
+        exec(conn, &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)")).await;
+    }
+    let start: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    (tgt, start)
+}
+
 /// `--start-gtid` (after what the target has) and `--until GTID` stop exactly after that
 /// transaction; the same task then resumes to `--until caught-up`. `--until FILE:POS` and a
 /// bad `--until` too.
@@ -523,24 +512,7 @@ async fn start_gtid_and_until_bounds() {
     use mysql_async::prelude::Queryable;
     let db = unique_db("cgtid");
     let mut src = source().await;
-    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
-    exec(
-        &mut src,
-        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
-    )
-    .await;
-    let mut tgt = target().await;
-    exec(&mut tgt, &format!("CREATE DATABASE `{db}`")).await;
-    exec(
-        &mut tgt,
-        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
-    )
-    .await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut tgt, start) = same_table_on_both(&mut src, &db).await;
     let mut gtids = Vec::new();
     let mut positions = Vec::new();
     for i in 1..=10 {
@@ -703,25 +675,8 @@ async fn applied_changes_are_committed_when_the_source_goes_idle() {
     let db = unique_db("cidle");
     let other = unique_db("cidle_other");
     let mut src = source().await;
-    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
     exec(&mut src, &format!("CREATE DATABASE `{other}`")).await;
-    exec(
-        &mut src,
-        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
-    )
-    .await;
-    let mut tgt = target().await;
-    exec(&mut tgt, &format!("CREATE DATABASE `{db}`")).await;
-    exec(
-        &mut tgt,
-        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"),
-    )
-    .await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut tgt, start) = same_table_on_both(&mut src, &db).await;
     let s = servers();
     let mut child = ferry()
         .args([

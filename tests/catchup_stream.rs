@@ -209,36 +209,8 @@ async fn streamed_changes_applied_in_safe_mode_converge() {
 /// skipped (a private server pair: the setting is global).
 #[tokio::test]
 async fn mariadb_compressed_events_are_decoded() {
-    let state = tempfile::tempdir().unwrap();
-    let script = repo_root().join("scripts/servers.sh");
-    let ok = std::process::Command::new("bash")
-        .arg(&script)
-        .args(["start", "--dir"])
-        .arg(state.path())
-        .args(["--owner-pid", &std::process::id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    // Stops the pair even when an assertion fails (before the temp dir goes away).
-    struct Stop(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("bash")
-                .arg(&self.0)
-                .args(["stop", "--dir"])
-                .arg(&self.1)
-                .status();
-        }
-    }
-    let _stop = Stop(script.clone(), state.path().to_path_buf());
-    let env = std::fs::read_to_string(state.path().join("env")).unwrap();
-    let url = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export FERRY_TEST_SOURCE_URL="))
-        .unwrap()
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string();
+    let pair = private_servers();
+    let url = pair.source_url.clone();
     let mut src = connect(&url).await;
     exec(
         &mut src,

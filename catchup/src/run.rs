@@ -1096,7 +1096,8 @@ async fn run_once(
         c.query_drop(parallel::SESSION_SETUP)
             .await
             .map_err(db_err("target session setup"))?;
-        let (tx, rx) = mpsc::channel(64);
+        // A few messages of up to FLUSH_BYTES each: memory stays bounded per worker.
+        let (tx, rx) = mpsc::channel(4);
         pool.senders.push(tx);
         pool.handles.push(tokio::spawn(parallel::worker(
             c,

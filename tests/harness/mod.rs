@@ -90,6 +90,53 @@ pub fn servers() -> &'static Servers {
     })
 }
 
+/// A server pair of a test's own, for a test that changes global settings or restarts a
+/// server (the shared pair would disturb other tests). Stopped when dropped, also when an
+/// assertion fails, before its directory goes away.
+pub struct PrivateServers {
+    pub source_url: String,
+    pub target_url: String,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateServers {
+    /// The pair's `scripts/servers.sh` state directory (pid files, option files, `env`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/servers.sh"))
+            .args(["stop", "--dir"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Starts a private server pair with `scripts/servers.sh` (stopped also if this process dies).
+pub fn private_servers() -> PrivateServers {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ok = Command::new("bash")
+        .arg(repo_root().join("scripts/servers.sh"))
+        .args(["start", "--dir"])
+        .arg(dir.path())
+        .args(["--owner-pid", &std::process::id().to_string()])
+        .status()
+        .expect("run scripts/servers.sh")
+        .success();
+    assert!(ok, "scripts/servers.sh start failed");
+    let env = std::fs::read_to_string(dir.path().join("env")).expect("servers env file");
+    let vars = parse_env_file(&env);
+    PrivateServers {
+        source_url: vars["FERRY_TEST_SOURCE_URL"].clone(),
+        target_url: vars["FERRY_TEST_TARGET_URL"].clone(),
+        dir,
+    }
+}
+
 fn port_of(url: &str) -> u16 {
     url.rsplit(':')
         .next()
