@@ -1567,9 +1567,9 @@ async fn run_once(
         pool.commit(&ckpt, false).await.ok();
     }
     pool.finish().await?;
-    if caught_up {
-        totals.lag = measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, true).await;
-    }
+    // The summary's lag: where the source is now against where catch-up stopped.
+    let idle = caught_up || (queue.is_empty() && rx.is_empty());
+    totals.lag = measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, idle).await;
     Ok(())
 }
 
