@@ -140,6 +140,15 @@ runs_csv() {
     if [[ -n "${TIMES[$1]:-}" ]]; then printf '%s' "${TIMES[$1]% }" | tr ' ' ','; fi
 }
 
+# ratios_json NAME...: `"name":ratio,...` in that order, from the caller's R (null if missing).
+ratios_json() {
+    local t sep=""
+    for t in "$@"; do
+        printf '%s"%s":%s' "$sep" "$t" "$(json_num "${R[$t]:-}")"
+        sep=","
+    done
+}
+
 # dump_<tool> OUT LOG: one timed run writing to OUT; sets RUN_SECS/RUN_RSS_KB.
 dump_ferry_common() {
     local out="$1" logf="$2"; shift 2
@@ -360,14 +369,7 @@ cmd_dump() {
         json+=",\"mb_per_s\":$(json_num "${mbs#-}")"
         json+=",\"peak_rss_kb\":$(json_num "$rss_kb"),\"output_bytes\":$(json_num "${SIZE[$tool]:-}")}"
     done
-    json+="},\"ratios\":{"
-    first=1
-    for t in "${ratio_order[@]}"; do
-        ((first)) || json+=","
-        first=0
-        json+="\"$t\":$(json_num "${R[$t]:-}")"
-    done
-    json+="}}"
+    json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")}}"
     echo
     echo "BENCH_DUMP_JSON $json"
 
@@ -641,14 +643,7 @@ cmd_load() {
         json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}],\"mb_per_s\":$(json_num "${mbs#-}")"
         json+=",\"peak_rss_kb\":$(json_num "$rss_kb")}"
     done
-    json+="},\"ratios\":{"
-    first=1
-    for t in "${ratio_order[@]}"; do
-        ((first)) || json+=","
-        first=0
-        json+="\"$t\":$(json_num "${R[$t]:-}")"
-    done
-    json+="},\"goals\":{\"ferry_vs_myloader\":2,\"ferry_vs_ceiling\":1}}"
+    json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")},\"goals\":{\"ferry_vs_myloader\":2,\"ferry_vs_ceiling\":1}}"
     echo
     echo "BENCH_LOAD_JSON $json"
 
@@ -1073,14 +1068,7 @@ cmd_catchup() {
         fi
         json+="}"
     done
-    json+="},\"ratios\":{"
-    first=1
-    for t in "${ratio_order[@]}"; do
-        ((first)) || json+=","
-        first=0
-        json+="\"$t\":$(json_num "${R[$t]:-}")"
-    done
-    json+="},\"goals\":{\"ferry_vs_native_0\":$goal},\"goal_met\":"
+    json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")},\"goals\":{\"ferry_vs_native_0\":$goal},\"goal_met\":"
     case "$(goal_word "$best" "$goal")" in
         met) json+="true" ;;
         missed) json+="false" ;;
