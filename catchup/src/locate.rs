@@ -432,25 +432,8 @@ pub fn first_transaction_at_or_after(steps: impl IntoIterator<Item = Step>, t: u
 // ---------------------------------------------------------------------------------------------
 // Framing events into steps
 
-/// A MySQL GTID_TAGGED event (type 42, MySQL 8.4+) as `uuid:tag:gno`, read by mysql_common
-/// (ferry's decoder does not read the tagged encoding yet).
-fn tagged_gtid(ev: &mysql_async::binlog::events::Event) -> Result<String, String> {
-    let g = ev
-        .read_event::<mysql_async::binlog::events::GtidEvent>()
-        .map_err(|e| format!("GTID_TAGGED: {e}"))?;
-    let uuid = events::uuid_text(&g.sid());
-    Ok(match g.tag() {
-        Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
-        None => format!("{uuid}:{}", g.gno()),
-    })
-}
-
-/// Decodes one framed event into steps. `tagged` reads a GTID_TAGGED event.
-fn steps_of(
-    decoder: &mut Decoder,
-    ev: &Event<'_>,
-    tagged: impl FnOnce() -> Result<String, String>,
-) -> Result<Vec<Step>, BinlogError> {
+/// Decodes one framed event into steps.
+fn steps_of(decoder: &mut Decoder, ev: &Event<'_>) -> Result<Vec<Step>, BinlogError> {
     let h = ev.header;
     let step = |change| Step {
         change,
@@ -467,7 +450,6 @@ fn steps_of(
         35 => Ok(vec![step(Change::GtidList(
             events::previous_gtids(ev.body).map_err(bad)?,
         ))]),
-        42 => Ok(vec![step(Change::Gtid(tagged().map_err(bad)?))]),
         _ => Ok(decoder.event(ev)?.into_iter().map(step).collect()),
     }
 }
@@ -479,23 +461,7 @@ pub fn file_steps(data: &[u8]) -> Result<Vec<Step>, BinlogError> {
     let mut out = Vec::new();
     for ev in reader {
         let ev = ev?;
-        let tagged = || {
-            // Re-frame without the CRC trailer so mysql_common can read the event.
-            let mut raw = Vec::with_capacity(binlog::HEADER_LEN + ev.body.len());
-            let size = (binlog::HEADER_LEN + ev.body.len()) as u32;
-            let start = ev.offset as usize;
-            raw.extend_from_slice(&data[start..start + 9]);
-            raw.extend_from_slice(&size.to_le_bytes());
-            raw.extend_from_slice(&data[start + 13..start + binlog::HEADER_LEN]);
-            raw.extend_from_slice(ev.body);
-            let fde = mysql_async::binlog::events::FormatDescriptionEvent::new(
-                mysql_async::binlog::BinlogVersion::Version4,
-            );
-            let e = mysql_async::binlog::events::Event::read(&fde, &raw[..])
-                .map_err(|e| format!("GTID_TAGGED: {e}"))?;
-            tagged_gtid(&e)
-        };
-        out.extend(steps_of(&mut decoder, &ev, tagged)?);
+        out.extend(steps_of(&mut decoder, &ev)?);
     }
     Ok(out)
 }
@@ -582,11 +548,9 @@ impl FileStreams {
                 header,
                 body: ev.data(),
             };
-            let steps = steps_of(&mut decoder, &framed, || tagged_gtid(&ev)).map_err(|e| {
-                LocateError::Decode {
-                    file: file.to_string(),
-                    source: e,
-                }
+            let steps = steps_of(&mut decoder, &framed).map_err(|e| LocateError::Decode {
+                file: file.to_string(),
+                source: e,
             })?;
             for s in &steps {
                 *delivered = true;
