@@ -1110,7 +1110,9 @@ async fn run_once(
 
     let stream_conn = connect(&cfg.source).await?;
     // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
-    let (tx, mut rx) = mpsc::channel::<Vec<source::Positioned>>(64);
+    // A few batches in flight: decoded row images take a few times their binlog size, so a
+    // long queue would hold hundreds of MiB while the target is the slow side.
+    let (tx, mut rx) = mpsc::channel::<Vec<source::Positioned>>(4);
     let mut queue = std::collections::VecDeque::new();
     let stream_start = StreamStart {
         file: start.file.clone(),

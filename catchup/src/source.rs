@@ -91,7 +91,7 @@ pub(crate) fn header_of(ev: &mysql_async::binlog::events::Event) -> EventHeader 
 
 /// Changes are sent in batches of up to this many (fewer when the stream has nothing more
 /// ready), so that the consumer is not woken for every event.
-const BATCH: usize = 512;
+const BATCH: usize = 256;
 
 /// Streams changes from `start` into `tx` until the receiver is dropped or, with
 /// `non_blocking`, the binlog's current end.
