@@ -727,48 +727,6 @@ async fn a_data_file_missing_from_the_dump_is_named_before_loading() {
 // ---------------------------------------------------------------------------------------
 // 7. local_infile off on the target
 
-/// A private source/target pair started with scripts/servers.sh, stopped on drop.
-struct PrivateServers {
-    dir: tempfile::TempDir,
-    target_url: String,
-}
-
-impl PrivateServers {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-infile-")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/servers.sh"))
-            .args(["start", "--dir"])
-            .arg(dir.path())
-            .args(["--owner-pid", &std::process::id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/servers.sh start failed");
-        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
-        let target_url = env
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("export FERRY_TEST_TARGET_URL="))
-            .expect("FERRY_TEST_TARGET_URL in the env file")
-            .trim_matches(|c| c == '"' || c == '\'')
-            .to_string();
-        assert_ne!(target_url, servers().target_url);
-        PrivateServers { dir, target_url }
-    }
-}
-
-impl Drop for PrivateServers {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/servers.sh"))
-            .args(["stop", "--dir"])
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 fn private_load(url: &str, dir: &Path, args: &[&str]) -> Outcome {
     let mut c = ferry();
     c.args(["load", "--progress", "off", "--target", url, "--from"])
@@ -791,7 +749,8 @@ async fn local_infile_off_falls_back_to_insert_with_a_warning() {
     dump(dir.path(), &["-B", &db, "--checksum"]);
 
     // A private target: turning local_infile off on the shared one would disturb other tests.
-    let private = PrivateServers::start();
+    let private = private_servers();
+    assert_ne!(private.target_url, servers().target_url);
     let mut tgt = connect(&private.target_url).await;
     exec(&mut tgt, "SET GLOBAL local_infile = 0").await;
 
