@@ -16,7 +16,7 @@
 
 use crate::jsondiff;
 use crate::rows::{ty, Cell, Column, RowsEvent, RowsKind, TableMap};
-use ferry_shared::ident::quote_ident;
+use ferry_shared::ident::{push_quoted, quote_ident};
 use std::fmt::Write;
 
 /// How to write changes to one table.
@@ -92,30 +92,6 @@ fn push_hex(out: &mut String, b: &[u8]) {
         out.push(DIGITS[usize::from(x >> 4)] as char);
         out.push(DIGITS[usize::from(x & 15)] as char);
     }
-}
-
-/// `'text'` with the characters a quoted literal cannot hold as they are escaped (the
-/// session runs without NO_BACKSLASH_ESCAPES).
-fn push_quoted(out: &mut String, t: &str) {
-    out.reserve(t.len() + 2);
-    out.push('\'');
-    let mut from = 0;
-    for (i, b) in t.bytes().enumerate() {
-        let esc = match b {
-            0 => "\\0",
-            b'\'' => "\\'",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            0x1a => "\\Z",
-            _ => continue,
-        };
-        out.push_str(&t[from..i]);
-        out.push_str(esc);
-        from = i + 1;
-    }
-    out.push_str(&t[from..]);
-    out.push('\'');
 }
 
 /// The SQL literal of a cell of `col` (session time zone `+00:00`).

@@ -51,7 +51,7 @@ pub enum Msg {
 
 /// The statement writing worker `k`'s checkpoint row.
 pub fn checkpoint_sql(task: &str, worker: usize, workers: usize, c: &Checkpoint) -> String {
-    let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    let q = ferry_shared::ident::quote_str;
     format!(
         "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v2` (task_id, worker, workers, file, pos, gtid, updated_at) VALUES ({}, {worker}, {workers}, {}, {}, {}, NOW(6))",
         q(task),

@@ -23,12 +23,26 @@ pub fn qualified(db: &str, table: &str) -> String {
 
 /// Quotes a string literal for SQL text sent to the server (`'...'`, backslash escaping).
 pub fn quote_str(value: &str) -> String {
-    let mut out = Vec::with_capacity(value.len() + 2);
-    out.push(b'\'');
-    escape_backslash(value.as_bytes(), &mut out);
-    out.push(b'\'');
-    // Escaping maps valid UTF-8 to valid UTF-8 (only ASCII bytes are inserted).
-    String::from_utf8_lossy(&out).into_owned()
+    let mut out = String::with_capacity(value.len() + 2);
+    push_quoted(&mut out, value);
+    out
+}
+
+/// Appends `value` as a quoted, backslash-escaped string literal (see [`escape_backslash`]).
+#[inline]
+pub fn push_quoted(out: &mut String, value: &str) {
+    out.reserve(value.len() + 2);
+    out.push('\'');
+    let mut last = 0;
+    // Escaped bytes are ASCII, so every cut is at a character boundary.
+    each_escape(value.as_bytes(), |i, esc| {
+        out.push_str(&value[last..i]);
+        out.push('\\');
+        out.push(esc as char);
+        last = i + 1;
+    });
+    out.push_str(&value[last..]);
+    out.push('\'');
 }
 
 /// For each byte, the letter that follows the backslash when it is escaped (0: copied as is).
@@ -50,9 +64,21 @@ const BACKSLASH_ESCAPES: [u8; 256] = {
 pub fn escape_backslash(value: &[u8], out: &mut Vec<u8>) {
     out.reserve(value.len() + 2);
     let mut last = 0;
+    each_escape(value, |i, esc| {
+        out.extend_from_slice(&value[last..i]);
+        out.push(b'\\');
+        out.push(esc);
+        last = i + 1;
+    });
+    out.extend_from_slice(&value[last..]);
+}
+
+/// Calls `each(index, letter)` for every byte of `value` that needs a backslash escape, in
+/// order, skipping 8 bytes at a time where none can.
+#[inline(always)]
+fn each_escape(value: &[u8], mut each: impl FnMut(usize, u8)) {
     let mut i = 0;
     while i < value.len() {
-        // Skip 8 bytes at a time while none of them can need an escape.
         if let Some(word) = value.get(i..i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(word);
@@ -65,15 +91,11 @@ pub fn escape_backslash(value: &[u8], out: &mut Vec<u8>) {
         for (j, &b) in value[i..end].iter().enumerate() {
             let esc = BACKSLASH_ESCAPES[b as usize];
             if esc != 0 {
-                out.extend_from_slice(&value[last..i + j]);
-                out.push(b'\\');
-                out.push(esc);
-                last = i + j + 1;
+                each(i + j, esc);
             }
         }
         i = end;
     }
-    out.extend_from_slice(&value[last..]);
 }
 
 /// Could any byte of `w` be one that [`escape_backslash`] escapes? Those are all below `(`
