@@ -75,28 +75,32 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// Per table, the earliest Location its chunks were read at, and its columns.
+/// What the dump says of its tables: the earliest Location each table's chunks were read
+/// at (when later than the start), and each table's columns.
 #[derive(Default)]
-struct Floors {
+struct DumpTables {
     floors: std::collections::HashMap<(String, String), BinlogPos>,
     columns: std::collections::HashMap<(String, String), Vec<String>>,
 }
 
-/// The start, the databases the dump holds (only those are replicated), and the tables'
-/// floors.
-async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors), String> {
+/// The start, the databases the dump holds (only those are replicated), and its tables.
+async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTables), String> {
     if let Some(p) = &a.start_position {
         let pos = p
             .parse::<BinlogPos>()
             .map_err(|e| format!("--start-position: {e}"))?;
-        return Ok((Start::Position(pos), None, Floors::default()));
+        return Ok((Start::Position(pos), None, DumpTables::default()));
     }
     if let Some(g) = &a.start_gtid {
-        return Ok((Start::Gtid(g.trim().to_string()), None, Floors::default()));
+        return Ok((
+            Start::Gtid(g.trim().to_string()),
+            None,
+            DumpTables::default(),
+        ));
     }
     if let Some(t) = &a.start_time {
         let t = ferry_catchup::locate::parse_time(t).map_err(|e| format!("--start-time: {e}"))?;
-        return Ok((Start::Time(t), None, Floors::default()));
+        return Ok((Start::Time(t), None, DumpTables::default()));
     }
     let Some(from) = &a.from else {
         return Err(
@@ -120,9 +124,9 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors
         )
     })?;
     let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    let mut floors = Floors::default();
+    let mut tables = DumpTables::default();
     for t in &m.tables {
-        floors.columns.insert(
+        tables.columns.insert(
             (t.database.clone(), t.name.clone()),
             t.columns.iter().map(|c| c.name.clone()).collect(),
         );
@@ -134,13 +138,13 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, Floors
             .reduce(|a, b| if b < a { b } else { a });
         if let Some(p) = lowest {
             if p > earliest.pos {
-                floors
+                tables
                     .floors
                     .insert((t.database.clone(), t.name.clone()), p);
             }
         }
     }
-    Ok((Start::Position(earliest.pos.clone()), Some(schemas), floors))
+    Ok((Start::Position(earliest.pos.clone()), Some(schemas), tables))
 }
 
 /// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after
@@ -232,9 +236,9 @@ pub async fn run(a: CatchupArgs) -> u8 {
             return 2;
         }
     };
-    let (start, schemas, table_floors) = match start_of(&a).await {
-        Ok((start, _, floors)) if !a.databases.is_empty() => {
-            (start, Some(a.databases.clone()), floors)
+    let (start, schemas, dump_tables) = match start_of(&a).await {
+        Ok((start, _, tables)) if !a.databases.is_empty() => {
+            (start, Some(a.databases.clone()), tables)
         }
         Ok(s) => s,
         Err(e) => {
@@ -268,8 +272,8 @@ pub async fn run(a: CatchupArgs) -> u8 {
         task_id: task_id_for_cfg,
         server_id: a.server_id.unwrap_or_else(|| default_server_id(&task_id)),
         until,
-        table_floors: table_floors.floors,
-        dump_columns: table_floors.columns,
+        table_floors: dump_tables.floors,
+        dump_columns: dump_tables.columns,
         schemas,
         workers: a.workers.map_or_else(
             || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),

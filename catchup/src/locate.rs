@@ -595,7 +595,8 @@ struct FileHeader {
 // ---------------------------------------------------------------------------------------------
 // Server side
 
-async fn flavor(src: &mut Conn) -> Result<Flavor, LocateError> {
+/// The source's flavour, from its version string.
+pub(crate) async fn flavor(src: &mut Conn) -> Result<Flavor, LocateError> {
     let version: Option<String> = src
         .query_first("SELECT @@version")
         .await

@@ -20,6 +20,7 @@ use mysql_async::Conn;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,6 +91,15 @@ pub enum CatchupError {
     Transient(String),
     #[error(transparent)]
     Source(#[from] source::SourceError),
+}
+
+/// A locate error as a catch-up error (transient when the connection was lost).
+fn located(e: crate::locate::LocateError) -> CatchupError {
+    if e.is_transient() {
+        CatchupError::Transient(e.to_string())
+    } else {
+        CatchupError::Definite(e.to_string())
+    }
 }
 
 impl CatchupError {
@@ -333,16 +343,20 @@ fn clean_file_name(raw: &str, current: &str) -> String {
 }
 
 /// How the coordinator writes to one target table.
-#[derive(Clone)]
 struct Table {
     target: TargetTable,
+    /// `target.qualified` and the key's column list (`apply::key_columns`), shared by every
+    /// change staged for the table.
+    name: Arc<str>,
+    key_cols: Arc<str>,
     /// Route every change of the table to one worker (no primary key, or other unique keys
     /// whose collisions REPLACE would resolve differently out of order).
     serial: bool,
 }
 
 struct Applier {
-    tables: HashMap<(String, String), Table>,
+    /// Shared, so that each rows event takes the table without copying its column lists.
+    tables: HashMap<(String, String), Arc<Table>>,
     /// The schema tracker: each table's source columns (from the dump, then kept up to date
     /// through the DDL in the stream, persisted with the checkpoint), for binlogs without
     /// column names (binlog_row_metadata=NO_LOG/MINIMAL).
@@ -412,7 +426,7 @@ impl Applier {
         for key in touched {
             let extra = self.extras.get(key).cloned().unwrap_or_default();
             let now = target_columns(tgt, &key.0, &key.1).await?;
-            let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+            let q = ferry_shared::ident::quote_str;
             if now.is_empty() {
                 self.source_cols.remove(key);
                 self.extras.remove(key);
@@ -443,7 +457,7 @@ impl Applier {
         &mut self,
         tgt: &mut Conn,
         tm: &crate::rows::TableMap,
-    ) -> Result<Table, CatchupError> {
+    ) -> Result<Arc<Table>, CatchupError> {
         let k = (tm.db.clone(), tm.table.clone());
         if let Some(t) = self.tables.get(&k) {
             if t.target.columns.len() == tm.columns.len() {
@@ -528,17 +542,24 @@ impl Applier {
                     .is_some_and(|(.., full)| full.to_ascii_lowercase().contains("unsigned"))
             })
             .collect();
-        let t = Table {
-            serial: key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
-            target: TargetTable {
-                qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
-                columns,
-                key,
-                generated,
-                fixed_binary,
-                unsigned,
-            },
+        let target = TargetTable {
+            qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
+            columns,
+            key,
+            generated,
+            fixed_binary,
+            unsigned,
         };
+        let t = Arc::new(Table {
+            serial: target.key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
+            name: target.qualified.as_str().into(),
+            key_cols: if target.key.is_empty() {
+                "".into()
+            } else {
+                apply::key_columns(&target).into()
+            },
+            target,
+        });
         self.tables.insert(k, t.clone());
         Ok(t)
     }
@@ -567,7 +588,7 @@ struct Pool {
     /// Per worker: statements ready to send (`;`-terminated).
     bufs: Vec<String>,
     /// Per worker, per table: whole-row changes of keyed tables, compacted by key.
-    batches: Vec<HashMap<String, Batch>>,
+    batches: Vec<HashMap<Arc<str>, Batch>>,
     /// Per worker: changes of the current source transaction, merged at its end (or when it
     /// grows past [`parallel::FLUSH_BYTES`]).
     stage: Vec<Vec<Staged>>,
@@ -580,18 +601,19 @@ struct Pool {
     last_commit: Vec<Instant>,
     /// Worker k already committed every transaction starting before `done[k]`.
     done: Vec<BinlogPos>,
-    /// For the current source transaction: which workers skip it.
+    /// For the current source transaction: which workers skip it, and where it started.
     skip: Vec<bool>,
+    txn_at: BinlogPos,
 }
 
 /// A change waiting for the end of its source transaction.
 enum Staged {
     /// Statements of a table that is applied in order (`;`-terminated).
-    Stmts { table: String, sql: String },
+    Stmts { table: Arc<str>, sql: String },
     /// The final state of a keyed row: its values, or deleted.
     Row {
-        table: String,
-        key_cols: String,
+        table: Arc<str>,
+        key_cols: Arc<str>,
         key: String,
         row: Option<(String, String)>,
     },
@@ -602,7 +624,7 @@ enum Staged {
 /// one multi-row DELETE and one multi-row REPLACE. Keys are disjoint between the two, so the
 /// order does not matter.
 struct Batch {
-    key_cols: String,
+    key_cols: Arc<str>,
     insert_cols: String,
     rows: HashMap<String, Option<String>>,
 }
@@ -669,6 +691,7 @@ impl Pool {
             last_commit: vec![Instant::now(); workers],
             done,
             skip: vec![false; workers],
+            txn_at: BinlogPos::new(String::new(), 4),
         }
     }
 
@@ -698,6 +721,7 @@ impl Pool {
 
     /// A source transaction starts at `at`.
     fn txn_start(&mut self, at: &BinlogPos) {
+        self.txn_at = at.clone();
         for k in 0..self.n() {
             self.sent_in_txn[k] = false;
             self.skip[k] = at.partial_cmp(&self.done[k]) == Some(std::cmp::Ordering::Less);
@@ -982,14 +1006,6 @@ async fn wait_stop(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-async fn source_is_mariadb(src: &mut Conn) -> bool {
-    src.query_first::<String, _>("SELECT @@version")
-        .await
-        .ok()
-        .flatten()
-        .is_some_and(|v| v.contains("MariaDB"))
-}
-
 async fn run_once(
     cfg: &CatchupConfig,
     totals: &mut Totals,
@@ -1017,13 +1033,6 @@ async fn run_once(
     let mut done: Vec<BinlogPos>;
     let mut gtid: Option<String> = None;
     if saved.is_empty() {
-        let located = |e: crate::locate::LocateError| {
-            if e.is_transient() {
-                CatchupError::Transient(e.to_string())
-            } else {
-                CatchupError::Definite(e.to_string())
-            }
-        };
         let first = match &cfg.start {
             Start::Position(p) => p.clone(),
             Start::Gtid(set) => {
@@ -1074,13 +1083,8 @@ async fn run_once(
         .reduce(|a, b| if b < a { b } else { a })
         .unwrap_or_else(|| BinlogPos::new(String::new(), 4));
     if let Some(u) = &cfg.until {
-        let flavor = if source_is_mariadb(&mut src).await {
-            ferry_shared::location::Flavor::Mariadb
-        } else {
-            ferry_shared::location::Flavor::Mysql
-        };
-        u.check_start(&start, flavor)
-            .map_err(|e| CatchupError::Definite(e.to_string()))?;
+        let flavor = crate::locate::flavor(&mut src).await.map_err(located)?;
+        u.check_start(&start, flavor).map_err(located)?;
     }
     if totals.started_at.is_none() {
         totals.started_at = Some(start.to_string());
@@ -1185,8 +1189,6 @@ async fn run_once(
             .insert((db, tbl), cols.split('\n').map(str::to_string).collect());
     }
     let mut pos = start.clone();
-    // Where the current source transaction started.
-    let mut txn_pos = start.clone();
     let mut in_txn = false;
     let mut grouped = 0u32;
     let mut group_started = Instant::now();
@@ -1299,7 +1301,6 @@ async fn run_once(
                 gtid = Some(g);
                 if !in_txn {
                     in_txn = true;
-                    txn_pos = pos.clone();
                     pool.txn_start(&pos);
                 }
             }
@@ -1321,7 +1322,6 @@ async fn run_once(
                     }
                     if !in_txn {
                         in_txn = true;
-                        txn_pos = pos.clone();
                         pool.txn_start(&pos);
                     }
                 } else if upper == "COMMIT" {
@@ -1398,8 +1398,8 @@ async fn run_once(
                     applier
                         .track_ddl(&mut tgt, &cfg.task_id, &touched, &mut sql)
                         .await?;
+                    let c = Checkpoint::at(&pos, &gtid);
                     for k in 0..workers {
-                        let c = Checkpoint::at(&pos, &gtid);
                         sql.push_str(&parallel::checkpoint_sql(&cfg.task_id, k, workers, &c));
                         sql.push(';');
                         pool.done[k] = pos.clone();
@@ -1423,14 +1423,13 @@ async fn run_once(
                 }
                 if !in_txn {
                     in_txn = true;
-                    txn_pos = pos.clone();
                     pool.txn_start(&pos);
                 }
                 if let Some(floor) = cfg
                     .table_floors
                     .get(&(table.db.clone(), table.table.clone()))
                 {
-                    if txn_pos.partial_cmp(floor) == Some(std::cmp::Ordering::Less) {
+                    if pool.txn_at.partial_cmp(floor) == Some(std::cmp::Ordering::Less) {
                         // Read by the dump already (a table dumped at a later Location).
                         continue;
                     }
@@ -1483,8 +1482,8 @@ async fn run_once(
                                 pool.stage(
                                     w,
                                     Staged::Row {
-                                        table: t.target.qualified.clone(),
-                                        key_cols: apply::key_columns(&t.target),
+                                        table: t.name.clone(),
+                                        key_cols: t.key_cols.clone(),
                                         key,
                                         row,
                                     },
@@ -1508,7 +1507,7 @@ async fn run_once(
                         pool.stage(
                             w,
                             Staged::Stmts {
-                                table: t.target.qualified.clone(),
+                                table: t.name.clone(),
                                 sql,
                             },
                         )
