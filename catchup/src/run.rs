@@ -1522,6 +1522,14 @@ async fn run_once(
                 }
                 txn_ended = true;
             }
+            // The events that open a binlog file (after its FORMAT_DESCRIPTION): between
+            // transactions, so the position moves past them; at the binlog's end catch-up
+            // then stands exactly there (0 bytes behind), not at the file's offset 4.
+            Change::GtidList(_) | Change::Other("MARIA_BINLOG_CHECKPOINT" | "PREVIOUS_GTIDS")
+                if !in_txn && p.end_pos > 0 =>
+            {
+                pos.pos = p.end_pos;
+            }
             _ => {}
         }
         if txn_ended {
