@@ -786,6 +786,7 @@ fn all_mode_shard(n: u8, time_zone: &'static str, regexpr_db: &'static str, then
 /// generated columns, unique keys on them, DECIMAL, BIT, BIGINT extremes, time zones).
 #[tokio::test]
 async fn all_mode_db1() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("all_mode").lock().await;
     run_pass(&all_mode_shard(
         1,
@@ -830,6 +831,7 @@ async fn all_mode_db1() {
 /// double-quoted identifiers.
 #[tokio::test]
 async fn all_mode_db1_create_view_under_ansi_quotes() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("all_mode").lock().await;
     run_pass(&Pass {
         case: "all_mode",
@@ -852,6 +854,7 @@ async fn all_mode_db1_create_view_under_ansi_quotes() {
 /// UPDATE), a mid-stream comparison, `db2.increment.sql` (id 0 under NO_AUTO_VALUE_ON_ZERO).
 #[tokio::test]
 async fn all_mode_db2() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("all_mode").lock().await;
     run_pass(&all_mode_shard(2, "+02:00", "test4s_2022", &[])).await;
     assert_eq!(
@@ -868,6 +871,7 @@ async fn all_mode_db2() {
 /// function; not run by all_mode's own `run.sh`): a third shard, server's default session.
 #[tokio::test]
 async fn all_mode_db3_generated_json() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("all_mode").lock().await;
     run_pass(&Pass {
         case: "all_mode",
@@ -891,6 +895,7 @@ async fn all_mode_db3_generated_json() {
 /// explicit transaction, on a fresh prepare of each shard.
 #[tokio::test]
 async fn all_mode_increment3() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("all_mode").lock().await;
     for (name, prepare, increment, tz) in [
         ("db1i3", "db1.prepare.sql", "db1.increment3.sql", "+01:00"),
@@ -916,6 +921,7 @@ async fn all_mode_increment3() {
 /// user of `db*.prepare.user.sql` (no SELECT, no RELOAD).
 #[tokio::test]
 async fn incremental_mode() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("incremental_mode").lock().await;
     for (name, user_file, prepare, increment) in [
         (
@@ -951,6 +957,7 @@ async fn incremental_mode() {
 /// reaches the target through the binlog only.
 #[tokio::test]
 async fn incremental_mode_from_binlog_position() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("incremental_mode").lock().await;
     for (name, user_file, prepare, increment) in [
         (
@@ -990,6 +997,7 @@ async fn incremental_mode_from_binlog_position() {
 /// from the dump's position (DM's forced re-read): no row lost or doubled.
 #[tokio::test]
 async fn duplicate_event() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("dup_event").lock().await;
     run_pass(&Pass {
         case: "duplicate_event",
@@ -1023,6 +1031,7 @@ async fn duplicate_event() {
 /// the target must stay equal to the source.
 #[tokio::test]
 async fn safe_mode() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("safe_mode_test").lock().await;
     for (name, prepare, inc, inc2) in [
         (
@@ -1062,6 +1071,7 @@ async fn safe_mode() {
 /// (checked while catchup runs), 6 after `db1.increment1.sql`, caught up by the same task.
 #[tokio::test]
 async fn binlog_parse() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("binlog_parse").lock().await;
     let run = run_pass(&Pass {
         case: "binlog_parse",
@@ -1104,6 +1114,7 @@ async fn binlog_parse() {
 /// gamma.
 #[tokio::test]
 async fn mariadb_source() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("mariadb_source").lock().await;
     run_pass(&Pass {
         case: "mariadb_source",
@@ -1137,6 +1148,7 @@ async fn mariadb_source() {
 /// (no REPLICATION CLIENT, SUPER, LOCK TABLES, PROCESS).
 #[tokio::test]
 async fn full_mode() {
+    ferry_shared::conformance_or_skip!();
     let _g = db_lock("full_mode").lock().await;
     for (name, prepare, user_file, tz) in [
         ("db1", "db1.prepare.sql", "db1.prepare.user.sql", "+01:00"),
@@ -1180,6 +1192,7 @@ async fn full_mode() {
 
 #[test]
 fn split_sql_keeps_strings_and_version_comments() {
+    ferry_shared::conformance_or_skip!();
     let sql = "use `a;b`; -- c;\ninsert into t values ('x;\n y', \"q\\\"r\", 'it''s') ; # z;\n\
                /* c; */ /*!80013 alter table t add key ((lower(n))) */;\n\n  select  1";
     assert_eq!(

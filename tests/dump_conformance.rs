@@ -188,6 +188,7 @@ fn keep(dir: tempfile::TempDir) -> String {
 
 #[tokio::test]
 async fn primary_key_data_files_match_dumpling() {
+    ferry_shared::conformance_or_skip!();
     let case = case_dir("primary_key");
     let inputs = harness::files_matching(&case.join("data"), |n| {
         n.starts_with("pk_case_") && n.ends_with(".sql")
@@ -249,6 +250,7 @@ async fn primary_key_data_files_match_dumpling() {
 
 #[tokio::test]
 async fn quote_names_are_escaped_and_percent_encoded() {
+    ferry_shared::conformance_or_skip!();
     let case = case_dir("quote").join("data");
     // The case needs the name `quo`te/database`; a suffix keeps it unique.
     let suffix = harness::unique_db("");
@@ -408,6 +410,7 @@ fn compare_view_file(
 
 #[tokio::test]
 async fn views_placeholder_and_definition_match_dumpling() {
+    ferry_shared::conformance_or_skip!();
     let case = case_dir("views").join("data");
     let db = harness::unique_db("views");
     let mut conn = harness::source().await;
@@ -671,6 +674,7 @@ async fn chunked_round_trip(db: &str, tables: &[&str]) {
 
 #[tokio::test]
 async fn rows_chunked_dump_round_trips() {
+    ferry_shared::conformance_or_skip!();
     let db = harness::unique_db("rows");
     let mut conn = harness::source().await;
     recreate_db(&mut conn, &db, "").await;
@@ -694,6 +698,7 @@ async fn rows_chunked_dump_round_trips() {
 
 #[tokio::test]
 async fn rows_extreme_int_chunked_dump_round_trips() {
+    ferry_shared::conformance_or_skip!();
     let db = harness::unique_db("rei");
     let mut conn = harness::source().await;
     recreate_db(

@@ -188,7 +188,7 @@ mod tests {
     use crate::rows::Cell;
 
     fn dir() -> std::path::PathBuf {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/binlog")
+        ferry_shared::conformance::shared_root().join("conformance/binlog")
     }
 
     fn oracle_text(file: &str) -> String {
@@ -211,6 +211,7 @@ mod tests {
 
     #[test]
     fn every_fixture_decodes_to_the_oracles_row_count() {
+        ferry_shared::conformance_or_skip!();
         let summary: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir().join("SUMMARY.json")).unwrap()).unwrap();
         for entry in summary.as_array().unwrap() {
@@ -240,6 +241,7 @@ mod tests {
 
     #[test]
     fn compressed_transactions_decode_like_plain_ones() {
+        ferry_shared::conformance_or_skip!();
         let data =
             std::fs::read(dir().join("rust_mysql_common/transaction_compression.000001")).unwrap();
         let changes = decode_file(&data).unwrap();
@@ -260,6 +262,7 @@ mod tests {
 
     #[test]
     fn mariadb_gtids_use_the_header_server_id() {
+        ferry_shared::conformance_or_skip!();
         let data = std::fs::read(dir().join("rust_mysql_common/mariadb-bin.000001")).unwrap();
         let changes = decode_file(&data).unwrap();
         let gtids: Vec<&String> = changes
@@ -279,6 +282,7 @@ mod tests {
     /// MySQL 9.6 GTID_TAGGED (type 42): the transaction's GTID is `uuid:tag:gno`.
     #[test]
     fn tagged_gtids_decode_to_uuid_tag_gno() {
+        ferry_shared::conformance_or_skip!();
         let data =
             std::fs::read(dir().join("rust_mysql_common/binlog_transaction_with_GTID_TAG.000001"))
                 .unwrap();
@@ -300,6 +304,7 @@ mod tests {
     /// error or a GTID, never a panic.
     #[test]
     fn cut_or_corrupt_tagged_gtids_fail_cleanly() {
+        ferry_shared::conformance_or_skip!();
         let data =
             std::fs::read(dir().join("rust_mysql_common/binlog_transaction_with_GTID_TAG.000001"))
                 .unwrap();
@@ -416,6 +421,7 @@ mod tests {
     /// after image holds a JSON diff (`REPLACE $.age`) and the generated columns.
     #[test]
     fn json_partial_updates_decode_to_the_oracles_values() {
+        ferry_shared::conformance_or_skip!();
         let file = "json.binlog.000001";
         let data = std::fs::read(dir().join("rust_mysql_common").join(file)).unwrap();
         let ours: Vec<(Arc<TableMap>, Option<crate::rows::Image>)> = decode_file(&data)
@@ -466,6 +472,7 @@ mod tests {
     /// or decodes to a prefix of its rows (a cut at a row boundary): never a panic.
     #[test]
     fn cut_or_corrupt_partial_updates_fail_cleanly() {
+        ferry_shared::conformance_or_skip!();
         let data = std::fs::read(dir().join("rust_mysql_common/json.binlog.000001")).unwrap();
         let mut dec = Decoder::new();
         let mut partial = None;

@@ -586,8 +586,8 @@ mod tests {
     use super::*;
 
     fn vectors() -> serde_json::Value {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/conformance/binlog/vectors/go-mysql-vectors.json");
+        let p = ferry_shared::conformance::shared_root()
+            .join("conformance/binlog/vectors/go-mysql-vectors.json");
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
     }
 
@@ -597,6 +597,7 @@ mod tests {
 
     #[test]
     fn mysql_gtid_bodies() {
+        ferry_shared::conformance_or_skip!();
         for c in vectors()["gtid_event_body"].as_array().unwrap() {
             let g = MysqlGtid::parse(&bytes(&c["hex"])).unwrap();
             assert_eq!(g.gtid(), c["expectGTID"].as_str().unwrap());
@@ -659,9 +660,8 @@ mod tests {
     }
 
     fn tagged_fixture_body() -> Vec<u8> {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-            "../../shared/conformance/binlog/rust_mysql_common/binlog_transaction_with_GTID_TAG.000001",
-        );
+        let p = ferry_shared::conformance::shared_root()
+            .join("conformance/binlog/rust_mysql_common/binlog_transaction_with_GTID_TAG.000001");
         let data = std::fs::read(p).unwrap();
         crate::binlog::FileReader::new(&data)
             .unwrap()
@@ -675,6 +675,7 @@ mod tests {
     /// Every field of the MySQL 9.6 fixture, as mysql_common 0.37.3 decoded it.
     #[test]
     fn mysql_tagged_gtid_body() {
+        ferry_shared::conformance_or_skip!();
         let g = MysqlGtid::parse_tagged(&tagged_fixture_body()).unwrap();
         assert_eq!(g.gtid(), "55778904-0299-11f1-b1b8-4ef0c4956feb:mytag:3");
         assert_eq!(g.tag.as_deref(), Some("mytag"));
@@ -769,6 +770,7 @@ mod tests {
 
     #[test]
     fn mariadb_gtid_and_gtid_list() {
+        ferry_shared::conformance_or_skip!();
         let v = vectors();
         let c = &v["mariadb_gtid_event_body"][0];
         let g = MariadbGtid::parse(&bytes(&c["hex"])).unwrap();
@@ -789,6 +791,7 @@ mod tests {
 
     #[test]
     fn previous_gtids_tagged_and_not() {
+        ferry_shared::conformance_or_skip!();
         for c in vectors()["previous_gtids_event_body"].as_array().unwrap() {
             let got = previous_gtids(&bytes(&c["hex"])).unwrap();
             let want = c["expected"].as_str().unwrap();
@@ -799,6 +802,7 @@ mod tests {
 
     #[test]
     fn compressed_transaction_payload() {
+        ferry_shared::conformance_or_skip!();
         let v = vectors();
         let c = &v["transaction_payload_zstd"][0];
         let raw = bytes(&c["payload_hex"]);
@@ -820,9 +824,8 @@ mod tests {
             .collect();
         assert_eq!(types, want);
         // From the fixture file: QUERY, TABLE_MAP, WRITE_ROWS, XID inside one payload.
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-            "../../shared/conformance/binlog/rust_mysql_common/transaction_compression.000001",
-        );
+        let p = ferry_shared::conformance::shared_root()
+            .join("conformance/binlog/rust_mysql_common/transaction_compression.000001");
         let data = std::fs::read(p).unwrap();
         let ev = crate::binlog::FileReader::new(&data)
             .unwrap()

@@ -1091,8 +1091,8 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<Step> {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/conformance/binlog/rust_mysql_common")
+        let p = ferry_shared::conformance::shared_root()
+            .join("conformance/binlog/rust_mysql_common")
             .join(name);
         file_steps(&std::fs::read(p).unwrap()).unwrap()
     }
@@ -1115,6 +1115,7 @@ mod tests {
     /// MySQL 8.0.28, five GTIDs (two DDL, three row transactions), empty PREVIOUS_GTIDS.
     #[test]
     fn mysql_recorded_transaction_starts() {
+        ferry_shared::conformance_or_skip!();
         let steps = fixture("mysql-enum-string-set.000001");
         let got: Vec<(u64, Option<String>)> = starts(&steps)
             .into_iter()
@@ -1133,6 +1134,7 @@ mod tests {
 
     #[test]
     fn mysql_gtid_set_positions_in_recorded_bytes() {
+        ferry_shared::conformance_or_skip!();
         let steps = fixture("mysql-enum-string-set.000001");
         let at = |set: &str| {
             position_after_gtid_set("binlog.000001", steps.clone(), &mysql(set)).unwrap()
@@ -1155,6 +1157,7 @@ mod tests {
 
     #[test]
     fn mysql_previous_gtids_decide_the_file() {
+        ferry_shared::conformance_or_skip!();
         // PREVIOUS_GTIDS b9b88c66-…:1-2, then only a ROTATE at 197.
         let steps = fixture("binlog_transaction_previous_GTID_no_tag.000001");
         let u = "b9b88c66-0755-11f1-9899-4a9da94c4d71";
@@ -1177,6 +1180,7 @@ mod tests {
 
     #[test]
     fn mysql_tagged_gtids() {
+        ferry_shared::conformance_or_skip!();
         // MySQL 9.6: PREVIOUS_GTIDS uuid:1-13:mytag:1-2, then the transaction uuid:mytag:3.
         let steps = fixture("binlog_transaction_with_GTID_TAG.000001");
         let u = "55778904-0299-11f1-b1b8-4ef0c4956feb";
@@ -1201,6 +1205,7 @@ mod tests {
 
     #[test]
     fn mysql_anonymous_and_compressed_transactions() {
+        ferry_shared::conformance_or_skip!();
         // ANONYMOUS_GTID then a zstd TRANSACTION_PAYLOAD (ending in its XID), then ROTATE.
         let steps = fixture("transaction_compression.000001");
         let s = starts(&steps);
@@ -1225,6 +1230,7 @@ mod tests {
 
     #[test]
     fn time_positions_in_recorded_bytes() {
+        ferry_shared::conformance_or_skip!();
         let steps = fixture("mariadb-bin.000001");
         let s = starts(&steps);
         assert_eq!(
@@ -1257,6 +1263,7 @@ mod tests {
 
     #[test]
     fn mariadb_gtid_positions_in_recorded_bytes() {
+        ferry_shared::conformance_or_skip!();
         // GTID_LIST [] then 0-1-1 at 330 and 0-1-2 at 702; the file ends at 1074.
         let steps = fixture("mariadb-bin.000001");
         let at =
@@ -1304,6 +1311,7 @@ mod tests {
 
     #[test]
     fn transaction_starts_without_gtids() {
+        ferry_shared::conformance_or_skip!();
         // MySQL 5.1 (NDB): BEGIN … COMMIT groups and DDL, no GTID events.
         let steps = fixture("write-full-row.binlog");
         let s = starts(&steps);

@@ -2,6 +2,7 @@
 //! checksums and progress reporting.
 
 pub mod checksum;
+pub mod conformance;
 pub mod conn;
 pub mod filter;
 pub mod ident;

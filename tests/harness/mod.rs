@@ -290,7 +290,7 @@ pub async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
 }
 
 pub fn shared_dir() -> PathBuf {
-    repo_root().join("../shared")
+    ferry_shared::conformance::shared_root()
 }
 
 pub fn manifest(dir: &Path) -> serde_json::Value {
