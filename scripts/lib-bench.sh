@@ -45,9 +45,8 @@ build_ferry() {
         return 0
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust first"
-    log "cargo build --release --bin ferry"
-    (cd "$REPO_DIR" && cargo build --release --bin ferry) >&2 \
-        || die "cargo build --release --bin ferry failed"
+    log "scripts/build-release.sh (cargo build --release --bin ferry, debug info split off)"
+    bash "$REPO_DIR/scripts/build-release.sh" >&2 || die "scripts/build-release.sh failed"
     FERRY_BIN="$REPO_DIR/target/release/ferry"
     [[ -x "$FERRY_BIN" ]] || die "no binary at $FERRY_BIN after the build"
 }

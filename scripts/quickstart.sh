@@ -115,7 +115,7 @@ sysbench_args=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$src_port"
     --mysql-db=sbtest --tables="$tables" --table-size="$table_size")
 
 say "building ferry (cargo build --release; the first build takes several minutes)"
-cargo build --release --quiet --bin ferry
+bash scripts/build-release.sh --quiet
 
 say "creating sample data on the source (sysbench: $tables tables x $table_size rows)"
 src_sql -e "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"

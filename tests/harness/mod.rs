@@ -330,3 +330,55 @@ pub async fn drop_target_db(db: &str) {
     )
     .await;
 }
+
+/// Runs `cmd` to success, sampling the child's peak RSS (the kernel's VmHWM high-water mark)
+/// every 20 ms until it exits; returns (stdout, peak KiB). Panics when the sampler never read
+/// the child's status, so a bound checked on the result cannot pass vacuously.
+pub fn run_measuring_rss(cmd: &mut Command) -> (String, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (peak, reads, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let sampler = {
+        let (peak, reads, stop) = (peak.clone(), reads.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(kb) = vm_hwm_kib(pid) {
+                    peak.fetch_max(kb, Ordering::Relaxed);
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("wait for the child");
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("RSS sampler");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (peak, reads) = (peak.load(Ordering::Relaxed), reads.load(Ordering::Relaxed));
+    assert!(
+        reads > 0 && peak > 0,
+        "the RSS sampler never read /proc/{pid}/status ({reads} reads): no peak to check"
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+}
+
+/// VmHWM of process `pid` in KiB, if its status can be read.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
