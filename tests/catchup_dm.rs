@@ -507,10 +507,8 @@ struct Catchup {
 impl Catchup {
     fn command(dir: &Path, task: &str, user: Option<(&str, &str)>) -> std::process::Command {
         let s = servers();
-        let mut c = ferry();
-        c.args(["catchup", "--source", &source_url(user)])
-            .args(["--target", &s.target_url, "--task-id", task, "--from"])
-            .arg(dir);
+        let mut c = catchup_command(&source_url(user), &s.target_url);
+        c.args(["--task-id", task, "--from"]).arg(dir);
         if let Some((_, password)) = user {
             c.env("FERRY_SOURCE_PASSWORD", password);
         }

@@ -11,15 +11,8 @@ use harness::*;
 fn catchup(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let s = servers();
     let out = run_ok(
-        ferry()
-            .args([
-                "catchup",
-                "--source",
-                &s.source_url,
-                "--target",
-                &s.target_url,
-                "--from",
-            ])
+        catchup_command(&s.source_url, &s.target_url)
+            .args(["--from"])
             .arg(dir)
             .args(["--until", "caught-up", "--output", "json"])
             .args(args),
@@ -123,13 +116,8 @@ async fn dump_load_catchup_converges() {
 #[tokio::test]
 async fn a_purged_start_position_is_a_clear_error() {
     let s = servers();
-    let out = ferry()
+    let out = catchup_command(&s.source_url, &s.target_url)
         .args([
-            "catchup",
-            "--source",
-            &s.source_url,
-            "--target",
-            &s.target_url,
             "--start-position",
             "mysql-bin.000000:4",
             "--until",
@@ -205,13 +193,8 @@ async fn kill_9_under_write_load_then_exact() {
     let s = servers();
     let task = format!("kill-{db}");
     for round in 0..5 {
-        let mut child = ferry()
+        let mut child = catchup_command(&s.source_url, &s.target_url)
             .args([
-                "catchup",
-                "--source",
-                &s.source_url,
-                "--target",
-                &s.target_url,
                 "--task-id",
                 &task,
                 // Another worker count at every restart: the saved one is kept while
@@ -241,16 +224,8 @@ async fn kill_9_under_write_load_then_exact() {
     let writes = writer.await.unwrap();
     assert!(writes > 50, "only {writes} writes");
     run_ok(
-        ferry()
-            .args([
-                "catchup",
-                "--source",
-                &s.source_url,
-                "--target",
-                &s.target_url,
-                "--task-id",
-                &task,
-            ])
+        catchup_command(&s.source_url, &s.target_url)
+            .args(["--task-id", &task])
             .args(["--until", "caught-up", "--from"])
             .arg(dir.path()),
     );
@@ -303,10 +278,8 @@ async fn source_restart_mid_stream_reconnects() {
         "ALTER TABLE rs.t ADD COLUMN extra INT DEFAULT 7 AFTER v",
     )
     .await;
-    let mut child = ferry()
-        .args([
-            "catchup", "--source", &src_url, "--target", &tgt_url, "--output", "json", "--from",
-        ])
+    let mut child = catchup_command(&src_url, &tgt_url)
+        .args(["--output", "json", "--from"])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -536,21 +509,9 @@ async fn start_gtid_and_until_bounds() {
     }
     let s = servers();
     let run = |extra: &[&str]| {
-        let mut c = ferry();
-        c.args([
-            "catchup",
-            "--source",
-            &s.source_url,
-            "--target",
-            &s.target_url,
-            "-B",
-            &db,
-            "--start-gtid",
-            &start,
-            "--output",
-            "json",
-        ])
-        .args(extra);
+        let mut c = catchup_command(&s.source_url, &s.target_url);
+        c.args(["-B", &db, "--start-gtid", &start, "--output", "json"])
+            .args(extra);
         c
     };
     let count = |n: u64| format!("SELECT COUNT(*) = {n} FROM `{db}`.t");
@@ -678,18 +639,8 @@ async fn applied_changes_are_committed_when_the_source_goes_idle() {
     exec(&mut src, &format!("CREATE DATABASE `{other}`")).await;
     let (mut tgt, start) = same_table_on_both(&mut src, &db).await;
     let s = servers();
-    let mut child = ferry()
-        .args([
-            "catchup",
-            "--source",
-            &s.source_url,
-            "--target",
-            &s.target_url,
-            "-B",
-            &db,
-            "--start-gtid",
-            &start,
-        ])
+    let mut child = catchup_command(&s.source_url, &s.target_url)
+        .args(["-B", &db, "--start-gtid", &start])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -198,6 +198,14 @@ pub fn dump_command(source: &str, to: impl AsRef<std::ffi::OsStr>) -> Command {
     c
 }
 
+/// `ferry catchup --source <source> --target <target>`; add the start (`--from`, `--start-*`),
+/// `--until` and other options with `.args(..)`.
+pub fn catchup_command(source: &str, target: &str) -> Command {
+    let mut c = ferry();
+    c.args(["catchup", "--source", source, "--target", target]);
+    c
+}
+
 /// Runs `ferry dump` from the test source to `to` with `args`; panics if it fails.
 pub fn dump(to: &Path, args: &[&str]) -> String {
     run_ok(dump_command(&servers().source_url, to).args(args))
