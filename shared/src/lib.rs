@@ -8,6 +8,7 @@ pub mod filter;
 pub mod ident;
 pub mod location;
 pub mod manifest;
+pub mod meta;
 pub mod progress;
 pub mod storage;
 pub mod wire;
