@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod conn;
 pub mod filter;
 pub mod ident;
+pub mod introspect;
 pub mod location;
 pub mod manifest;
 pub mod meta;
