@@ -61,10 +61,8 @@ pub struct CatchupArgs {
     /// (default: 4, or the number of CPUs if fewer).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
-    /// Keep reconnecting for this many seconds after the source or target went away (no
-    /// progress in between) before giving up.
-    #[arg(long, default_value_t = 600)]
-    retry_for_secs: u64,
+    #[command(flatten)]
+    retry: crate::RetryArgs,
     /// `auto` (a live line on a terminal, log lines every 5 s otherwise), `bars`, `log`, `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bars", "log", "off"])]
     progress: String,
@@ -279,14 +277,12 @@ pub async fn run(a: CatchupArgs) -> u8 {
             || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),
             usize::from,
         ),
-        retry_for: std::time::Duration::from_secs(a.retry_for_secs),
+        retry_for: a.retry.policy().retry_for,
         stop: Some(stop_on_signals()),
         progress: crate::progress_mode(&a.progress),
     };
     let output = a.output;
-    crate::finish(
-        ferry_catchup::run::run(cfg).await,
-        |e| e.is_transient(),
-        |s| print_summary(s, output),
-    )
+    crate::finish(ferry_catchup::run::run(cfg).await, |s| {
+        print_summary(s, output)
+    })
 }

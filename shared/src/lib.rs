@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod conn;
+pub mod failure;
 pub mod filter;
 pub mod ident;
 pub mod location;
