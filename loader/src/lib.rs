@@ -437,6 +437,8 @@ async fn run_owned(
         return Err(e);
     }
     let taken_over = taken_over?;
+    // The control connection idled through the data phase, across any target restart.
+    let mut ctl = worker::fresh_connection(&run, ctl).await?;
 
     // Tables whose last file another (possibly dead) process finished.
     for i in 0..run.tables.len() {

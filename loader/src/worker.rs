@@ -142,6 +142,19 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
     Ok(taken_over)
 }
 
+/// `conn` if it still answers, else a new connection (retried like any transient failure).
+pub(crate) async fn fresh_connection(run: &Run, mut conn: Conn) -> Result<Conn, LoadError> {
+    if conn.ping().await.is_ok() {
+        return Ok(conn);
+    }
+    let progress = run.counters.chunks_done.load(Ordering::Relaxed);
+    reconnect(
+        run,
+        &mut Backoff::new(&run.cfg.retry, "reconnecting to the target", progress),
+    )
+    .await
+}
+
 /// A new control connection, retried like any other transient failure.
 async fn reconnect(run: &Run, backoff: &mut Backoff) -> Result<Conn, LoadError> {
     loop {

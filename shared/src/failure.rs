@@ -129,10 +129,10 @@ impl Failure {
         match e {
             E::Server(se) => Self::server(what, se.code, &se.state, &se.message),
             E::Io(IoError::Tls(t)) => {
-                Self::definite(what, format!("TLS failed: {t}")).with_fix(TLS_FIX)
+                Self::definite(what, format!("TLS handshake failed: {t}")).with_fix(TLS_FIX)
             }
             E::Io(IoError::Io(io)) if looks_like_tls(io) => {
-                Self::definite(what, format!("TLS failed: {io}")).with_fix(TLS_FIX)
+                Self::definite(what, format!("TLS handshake failed: {io}")).with_fix(TLS_FIX)
             }
             E::Io(IoError::Io(io)) => Self::net_io(what, io),
             E::Driver(D::NoClientSslFlagFromServer) => {
@@ -173,8 +173,11 @@ impl Failure {
                 "the local system refused the connection: check the socket's permissions",
             );
         }
-        Self::transient(what, format!("connection lost or refused: {io}"))
-            .with_fix("is the server running, and are the host and port right?")
+        Self::transient(
+            what,
+            format!("cannot reach the server or lost the connection: {io}"),
+        )
+        .with_fix("is the server running, and are the host and port right?")
     }
 
     /// An error of a local file or directory (dump destination, loader input).
