@@ -62,18 +62,7 @@ type Row<'a> = (&'a str, &'a str, &'a str, Vec<&'a str>, i32, String);
 async fn exit_codes_by_class_end_to_end() {
     let s = servers();
     let db = unique_db("fail");
-    let mut src = source().await;
-    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
-    exec(
-        &mut src,
-        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)"),
-    )
-    .await;
-    exec(
-        &mut src,
-        &format!("INSERT INTO `{db}`.t VALUES (1, 1), (2, 2)"),
-    )
-    .await;
+    make_tables(&s.source_url, &db, 8).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let good = dir.path().join("good");
     dump(&good, &["-B", &db]);
@@ -82,26 +71,7 @@ async fn exit_codes_by_class_end_to_end() {
     let port = |url: &str| url.rsplit(':').next().unwrap_or("").to_string();
     let denied = format!("mysql://ferry_nobody@127.0.0.1:{}", port(&s.source_url));
     let unknown_db = format!("{}/ferry_no_such_db", s.source_url.trim_end_matches('/'));
-    let other_ca = dir.path().join("other-ca.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other",
-            "-keyout",
-        ])
-        .arg(dir.path().join("other-key.pem"))
-        .arg("-out")
-        .arg(&other_ca)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "openssl: {made:?}");
+    let other_ca = unrelated_ca(dir.path());
     let ca = other_ca.to_string_lossy().into_owned();
     // A dump whose schema file the target cannot parse.
     let broken = dir.path().join("broken");
@@ -111,7 +81,7 @@ async fn exit_codes_by_class_end_to_end() {
             std::fs::copy(e.path(), broken.join(e.file_name())).expect("copy");
         }
     }
-    let schema = format!("{db}.t-schema.sql");
+    let schema = format!("{db}.a-schema.sql");
     let text = std::fs::read_to_string(good.join(&schema)).expect("schema file");
     assert!(text.contains("NOT NULL,"), "{text}");
     std::fs::write(
@@ -243,52 +213,18 @@ async fn exit_codes_by_class_end_to_end() {
     drop_target_db(&db).await;
 }
 
-fn server_error(code: u16, state: &str, message: &str) -> mysql_async::Error {
-    mysql_async::Error::Server(mysql_async::ServerError {
-        code,
-        state: state.into(),
-        message: message.into(),
-    })
+/// An error each command can meet, made fresh for each command's error type.
+#[derive(Clone, Copy)]
+enum Made {
+    /// A server error code.
+    Code(u16, &'static str),
+    Refused,
+    Closed,
+    NoTls,
+    DiskFull,
+    /// An S3 answer: HTTP status and S3 error code.
+    S3(u16, &'static str),
 }
-
-fn s3_error(status: u16, code: &str) -> StorageError {
-    StorageError::S3 {
-        location: "s3://bucket/dump/db.t.000000001.sql".into(),
-        action: "write",
-        message: code.into(),
-        transient: s3_class(Some(status), Some(code)).0 == Class::Transient,
-    }
-}
-
-/// The exit codes of one error in the three commands' error types.
-fn exit_codes(e: impl Fn() -> Source) -> [u8; 3] {
-    let dump = match e() {
-        Source::Db(e) => ferry_dumper::DumpError::query("dumping db.t", e),
-        Source::S3(e) => ferry_dumper::DumpError::Storage(e),
-        Source::File(e) => ferry_dumper::DumpError::Storage(StorageError::Io {
-            location: "/d/db.t.000000001.sql".into(),
-            action: "write",
-            source: e,
-        }),
-    };
-    let load = match e() {
-        Source::Db(e) => ferry_loader::error::from_driver(e, "loading db.t"),
-        Source::S3(e) => ferry_loader::error::LoadError::Storage(e),
-        Source::File(e) => ferry_loader::error::LoadError::Failed(Failure::io("reading /d/x", &e)),
-    };
-    let catchup = match e() {
-        Source::Db(e) => ferry_catchup::run::CatchupError::Failed(Failure::mysql("applying", &e)),
-        Source::S3(e) => ferry_catchup::run::CatchupError::Failed(Failure::new(
-            "reading the manifest",
-            e.to_string(),
-            e.class(),
-        )),
-        Source::File(e) => ferry_catchup::run::CatchupError::Failed(Failure::io("reading", &e)),
-    };
-    [dump.class(), load.class(), catchup.class()].map(Class::exit_code)
-}
-
-type MakeError<'a> = Box<dyn Fn() -> Source + 'a>;
 
 enum Source {
     Db(mysql_async::Error),
@@ -296,92 +232,96 @@ enum Source {
     File(std::io::Error),
 }
 
+impl Made {
+    fn make(self) -> Source {
+        use mysql_async::{DriverError, Error as E, IoError};
+        match self {
+            Made::Code(code, message) => Source::Db(E::Server(mysql_async::ServerError {
+                code,
+                state: "HY000".into(),
+                message: message.into(),
+            })),
+            Made::Refused => Source::Db(E::Io(IoError::Io(
+                std::io::ErrorKind::ConnectionRefused.into(),
+            ))),
+            Made::Closed => Source::Db(E::Driver(DriverError::ConnectionClosed)),
+            Made::NoTls => Source::Db(E::Driver(DriverError::NoClientSslFlagFromServer)),
+            Made::DiskFull => Source::File(std::io::Error::from_raw_os_error(28)),
+            Made::S3(status, code) => Source::S3(StorageError::S3 {
+                location: "s3://bucket/dump/db.t.000000001.sql".into(),
+                action: "write",
+                message: code.into(),
+                transient: s3_class(Some(status), Some(code)).0 == Class::Transient,
+            }),
+        }
+    }
+
+    /// The exit codes of this error in dump's, load's and catchup's error types.
+    fn exit_codes(self) -> [u8; 3] {
+        use ferry_catchup::run::CatchupError;
+        use ferry_loader::error::LoadError;
+        let dump = match self.make() {
+            Source::Db(e) => ferry_dumper::DumpError::query("dumping db.t", e),
+            Source::S3(e) => ferry_dumper::DumpError::Storage(e),
+            Source::File(e) => ferry_dumper::DumpError::Storage(StorageError::Io {
+                location: "/d/db.t.000000001.sql".into(),
+                action: "write",
+                source: e,
+            }),
+        };
+        let load = match self.make() {
+            Source::Db(e) => ferry_loader::error::from_driver(e, "loading db.t"),
+            Source::S3(e) => LoadError::Storage(e),
+            Source::File(e) => LoadError::Failed(Failure::io("reading /d/x", &e)),
+        };
+        let catchup = match self.make() {
+            Source::Db(e) => CatchupError::Failed(Failure::mysql("applying", &e)),
+            Source::S3(e) => CatchupError::Failed(Failure::new(
+                "reading the manifest",
+                e.to_string(),
+                e.class(),
+            )),
+            Source::File(e) => CatchupError::Failed(Failure::io("reading", &e)),
+        };
+        [dump.class(), load.class(), catchup.class()].map(Class::exit_code)
+    }
+}
+
 #[test]
 fn exit_codes_by_class_in_each_command() {
-    use mysql_async::{DriverError, Error as E, IoError};
-    let io = |k: std::io::ErrorKind| E::Io(IoError::Io(k.into()));
-    let table: Vec<(&str, MakeError, u8)> = vec![
-        (
-            "server gone (refused)",
-            Box::new(|| Source::Db(io(std::io::ErrorKind::ConnectionRefused))),
-            3,
-        ),
-        (
-            "server gone (closed)",
-            Box::new(|| Source::Db(E::Driver(DriverError::ConnectionClosed))),
-            3,
-        ),
-        (
-            "server gone (2013)",
-            Box::new(|| Source::Db(server_error(2013, "HY000", "Lost connection"))),
-            3,
-        ),
+    use Made::*;
+    let table = [
+        ("server gone (refused)", Refused, 3),
+        ("server gone (closed)", Closed, 3),
+        ("server gone (2013)", Code(2013, "Lost connection"), 3),
         (
             "server shutting down",
-            Box::new(|| Source::Db(server_error(1053, "08S01", "Server shutdown in progress"))),
+            Code(1053, "Server shutdown in progress"),
             3,
         ),
         (
             "lock wait timeout",
-            Box::new(|| Source::Db(server_error(1205, "HY000", "Lock wait timeout exceeded"))),
+            Code(1205, "Lock wait timeout exceeded"),
             3,
         ),
-        (
-            "deadlock",
-            Box::new(|| Source::Db(server_error(1213, "40001", "Deadlock found"))),
-            3,
-        ),
-        (
-            "access denied",
-            Box::new(|| Source::Db(server_error(1045, "28000", "Access denied"))),
-            1,
-        ),
-        (
-            "unknown database",
-            Box::new(|| Source::Db(server_error(1049, "42000", "Unknown database 'x'"))),
-            1,
-        ),
+        ("deadlock", Code(1213, "Deadlock found"), 3),
+        ("access denied", Code(1045, "Access denied"), 1),
+        ("unknown database", Code(1049, "Unknown database 'x'"), 1),
         (
             "syntax error",
-            Box::new(|| {
-                Source::Db(server_error(
-                    1064,
-                    "42000",
-                    "You have an error in your SQL syntax",
-                ))
-            }),
+            Code(1064, "You have an error in your SQL syntax"),
             1,
         ),
-        (
-            "disk full (server)",
-            Box::new(|| Source::Db(server_error(1114, "HY000", "The table 't' is full"))),
-            1,
-        ),
-        (
-            "disk full (local)",
-            Box::new(|| Source::File(std::io::Error::from_raw_os_error(28))),
-            1,
-        ),
-        (
-            "TLS failure",
-            Box::new(|| Source::Db(E::Driver(DriverError::NoClientSslFlagFromServer))),
-            1,
-        ),
-        (
-            "S3 throttling",
-            Box::new(|| Source::S3(s3_error(503, "SlowDown"))),
-            3,
-        ),
-        (
-            "S3 access denied",
-            Box::new(|| Source::S3(s3_error(403, "AccessDenied"))),
-            1,
-        ),
+        ("disk full (server)", Code(1114, "The table 't' is full"), 1),
+        ("disk full (local)", DiskFull, 1),
+        ("TLS failure", NoTls, 1),
+        ("S3 throttling", S3(503, "SlowDown"), 3),
+        ("S3 access denied", S3(403, "AccessDenied"), 1),
     ];
-    for (class, error, code) in &table {
+    for (class, error, code) in table {
         assert_eq!(
-            exit_codes(error),
-            [*code; 3],
+            error.exit_codes(),
+            [code; 3],
             "{class}: dump, load, catchup"
         );
     }
@@ -430,6 +370,18 @@ async fn make_tables(url: &str, db: &str, rows: u64) {
         ),
     )
     .await;
+}
+
+/// Waits for `child` (`ferry <command>`): it exited 0 and logged `noticed` (it met the failure
+/// and retried).
+fn assert_rode_out(child: std::process::Child, command: &str, noticed: &str) {
+    let out = child.wait_with_output().expect(command);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{command} did not ride it out: {err}");
+    assert!(
+        err.contains(noticed),
+        "{command} did not notice the failure: {err}"
+    );
 }
 
 /// The target restarts in the middle of `ferry load`: the load waits, reconnects and finishes
@@ -481,16 +433,7 @@ async fn load_rides_out_a_target_restart() {
     drop(tgt);
     pair.restart("target", std::time::Duration::from_secs(3))
         .await;
-    let out = load.wait_with_output().expect("load");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the load did not ride out the restart: {err}"
-    );
-    assert!(
-        err.contains("retrying"),
-        "the restart was not noticed: {err}"
-    );
+    assert_rode_out(load, "load", "retrying");
     assert_same(&pair.source_url, &pair.target_url, db, &["a", "b"]).await;
 }
 
@@ -525,16 +468,7 @@ async fn dump_rides_out_cut_connections() {
     }
     let cut = proxy.cut_all();
     assert!(cut > 0, "no live connection to cut");
-    let out = dump.wait_with_output().expect("dump");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the dump did not ride out the cut: {err}"
-    );
-    assert!(
-        err.contains("new consistent point"),
-        "the cut was not noticed: {err}"
-    );
+    assert_rode_out(dump, "dump", "new consistent point");
     drop_target_db(&db).await;
     load(dir.path(), &[]);
     assert_same(&s.source_url, &s.target_url, &db, &["a", "b"]).await;

@@ -205,6 +205,23 @@ pub async fn target() -> mysql_async::Conn {
     connect(&servers().target_url).await
 }
 
+/// A self-signed CA certificate (PEM) in `dir` that signed no server's certificate.
+pub fn unrelated_ca(dir: &Path) -> PathBuf {
+    let ca = dir.join("other-ca.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=other", "-keyout"])
+        .arg(dir.join("other-key.pem"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "openssl: {made:?}");
+    ca
+}
+
 /// A database name no other test uses: `<prefix>_<pid>_<n>`.
 pub fn unique_db(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
