@@ -384,14 +384,20 @@ fn assert_rode_out(child: std::process::Child, command: &str, noticed: &str) {
     );
 }
 
+/// A private server pair (one may be restarted) whose source has `db` (see [`make_tables`]),
+/// and an empty directory.
+async fn private_pair_with_tables(db: &str, rows: u64) -> (PrivateServers, tempfile::TempDir) {
+    let pair = private_servers();
+    make_tables(&pair.source_url, db, rows).await;
+    (pair, tempfile::tempdir().expect("tempdir"))
+}
+
 /// The target restarts in the middle of `ferry load`: the load waits, reconnects and finishes
 /// the interrupted chunks in the same run (exit 0), and the target equals the source.
 #[tokio::test]
 async fn load_rides_out_a_target_restart() {
-    let pair = private_servers();
     let db = "restart_load";
-    make_tables(&pair.source_url, db, 600_000).await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (pair, dir) = private_pair_with_tables(db, 600_000).await;
     run_ok(dump_command(&pair.source_url, dir.path()).args(["-B", db, "--rows", "20000"]));
     let mut load = ferry()
         .args([
@@ -437,6 +443,27 @@ async fn load_rides_out_a_target_restart() {
     assert_same(&pair.source_url, &pair.target_url, db, &["a", "b"]).await;
 }
 
+/// Starts `ferry dump` of `db` to `to` (chunks of 5000 rows, 2 threads) and returns once it has
+/// finished 3 chunks, while it is still running.
+async fn dump_some_chunks(url: &str, db: &str, to: &Path) -> std::process::Child {
+    let mut dump = dump_command(url, to)
+        .args(["-B", db, "--rows", "5000", "--threads", "2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dump");
+    let done = to.join(".ferry-dump/done");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0) < 3 {
+        assert!(
+            dump.try_wait().expect("wait").is_none(),
+            "the dump finished too soon; give it more rows"
+        );
+        assert!(started.elapsed().as_secs() < 120, "no chunk finished");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    dump
+}
+
 /// The source's connections are cut in the middle of `ferry dump` (through a proxy): the dump
 /// reads the interrupted chunks again at a new consistent point and completes; loaded, it
 /// equals the source. Multi-threaded: the proxy runs on this runtime while the test waits for
@@ -451,21 +478,7 @@ async fn dump_rides_out_cut_connections() {
         .source_url
         .replace(&format!(":{}", s.source_port), &format!(":{}", proxy.port));
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut dump = dump_command(&via_proxy, dir.path())
-        .args(["-B", &db, "--rows", "5000", "--threads", "2"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn dump");
-    let done = dir.path().join(".ferry-dump/done");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0) < 3 {
-        assert!(
-            dump.try_wait().expect("wait").is_none(),
-            "the dump finished before the cut; give it more rows"
-        );
-        assert!(started.elapsed().as_secs() < 120, "no chunk finished");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let dump = dump_some_chunks(&via_proxy, &db, dir.path()).await;
     let cut = proxy.cut_all();
     assert!(cut > 0, "no live connection to cut");
     assert_rode_out(dump, "dump", "new consistent point");
@@ -473,4 +486,29 @@ async fn dump_rides_out_cut_connections() {
     load(dir.path(), &[]);
     assert_same(&s.source_url, &s.target_url, &db, &["a", "b"]).await;
     drop_target_db(&db).await;
+}
+
+/// The source restarts in the middle of `ferry dump`: the dump waits for it, reads the
+/// unfinished chunks at a new consistent point and completes; loaded, it equals the source.
+#[tokio::test]
+async fn dump_rides_out_a_source_restart() {
+    let db = "restart_dump";
+    let (pair, dir) = private_pair_with_tables(db, 400_000).await;
+    let dump = dump_some_chunks(&pair.source_url, db, dir.path()).await;
+    pair.restart("source", std::time::Duration::from_secs(2))
+        .await;
+    assert_rode_out(dump, "dump", "new consistent point");
+    run_ok(
+        ferry()
+            .args([
+                "load",
+                "--progress",
+                "off",
+                "--target",
+                &pair.target_url,
+                "--from",
+            ])
+            .arg(dir.path()),
+    );
+    assert_same(&pair.source_url, &pair.target_url, db, &["a", "b"]).await;
 }
