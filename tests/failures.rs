@@ -498,6 +498,14 @@ async fn dump_rides_out_a_source_restart() {
     pair.restart("source", std::time::Duration::from_secs(2))
         .await;
     assert_rode_out(dump, "dump", "new consistent point");
+    // The restarted source writes a new binlog file: the chunks read again carry its Location.
+    let locations = manifest(dir.path())["locations"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        locations >= 2,
+        "one Location for chunks read before and after the restart"
+    );
     run_ok(
         ferry()
             .args([
