@@ -50,75 +50,75 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
     // loop reconnects and goes on (claims are single statements, safe to repeat).
     let result: Result<(), LoadError> = loop {
         let r: Result<(), LoadError> = async {
-        loop {
-            if run.cancel.load(Ordering::SeqCst) {
-                break;
-            }
-            let mut busy = 0;
-            while readers.len() < run.cfg.threads {
-                let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
-                let Some(claim) = claim else { break };
-                if let Some(old) = &claim.took_over {
-                    tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
-                    taken_over += 1;
-                }
-                let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
-                    t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
-                }) else {
-                    // Registered by a run with another filter: not ours to load.
-                    tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
-                    continue;
-                };
-                let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
-                let state = Arc::new(FileState {
-                    name: claim.file.clone(),
-                    file_id: claim.file_id.clone(),
-                    table: ti,
-                    kind: df.kind,
-                    dat: std::sync::OnceLock::new(),
-                    control: df.control.clone(),
-                    expected_rows: df.expected_rows,
-                    emitted: AtomicU32::new(0),
-                    completed: AtomicU32::new(0),
-                    rows: AtomicU64::new(done.iter().map(|(_, r)| *r).sum()),
-                    split_done: AtomicBool::new(false),
-                    finished: AtomicBool::new(false),
-                });
-                let run2 = run.clone();
-                let tx2 = tx.clone();
-                readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
-            }
-            if readers.is_empty() {
+            loop {
                 if run.cancel.load(Ordering::SeqCst) {
                     break;
                 }
-                let left = checkpoint::files_left(&mut ctl, &run.task).await?;
-                if left == 0 {
-                    break;
-                }
-                // Files held by live processes (or by our own workers finishing): wait for one
-                // of ours to finish, or poll the others' progress.
-                tokio::select! {
-                    _ = run.file_done.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-                }
-                continue;
-            }
-            tokio::select! {
-                r = readers.join_next() => {
-                    // A reader's failure (already retried) ends the load; not a `ctl` failure.
-                    match r {
-                        Some(Ok(Err(e))) => run.fail(e),
-                        Some(Err(e)) => run.fail(LoadError::Internal(format!("reader task: {e}"))),
-                        Some(Ok(Ok(()))) | None => {}
+                let mut busy = 0;
+                while readers.len() < run.cfg.threads {
+                    let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
+                    let Some(claim) = claim else { break };
+                    if let Some(old) = &claim.took_over {
+                        tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
+                        taken_over += 1;
                     }
+                    let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
+                        t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
+                    }) else {
+                        // Registered by a run with another filter: not ours to load.
+                        tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
+                        continue;
+                    };
+                    let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
+                    let state = Arc::new(FileState {
+                        name: claim.file.clone(),
+                        file_id: claim.file_id.clone(),
+                        table: ti,
+                        kind: df.kind,
+                        dat: std::sync::OnceLock::new(),
+                        control: df.control.clone(),
+                        expected_rows: df.expected_rows,
+                        emitted: AtomicU32::new(0),
+                        completed: AtomicU32::new(0),
+                        rows: AtomicU64::new(done.iter().map(|(_, r)| *r).sum()),
+                        split_done: AtomicBool::new(false),
+                        finished: AtomicBool::new(false),
+                    });
+                    let run2 = run.clone();
+                    let tx2 = tx.clone();
+                    readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
                 }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if readers.is_empty() {
+                    if run.cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let left = checkpoint::files_left(&mut ctl, &run.task).await?;
+                    if left == 0 {
+                        break;
+                    }
+                    // Files held by live processes (or by our own workers finishing): wait for one
+                    // of ours to finish, or poll the others' progress.
+                    tokio::select! {
+                        _ = run.file_done.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    r = readers.join_next() => {
+                        // A reader's failure (already retried) ends the load; not a `ctl` failure.
+                        match r {
+                            Some(Ok(Err(e))) => run.fail(e),
+                            Some(Err(e)) => run.fail(LoadError::Internal(format!("reader task: {e}"))),
+                            Some(Ok(Ok(()))) | None => {}
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
             }
+            Ok(())
         }
-        Ok(())
-    }
-    .await;
+        .await;
         match r {
             Ok(()) => break Ok(()),
             Err(e) => match backoff.failed(e, progress()).await {
