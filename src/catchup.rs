@@ -4,6 +4,7 @@ use crate::OutputMode;
 use clap::Args;
 use ferry_catchup::locate::Until;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
+use ferry_shared::failure::Classify;
 use ferry_shared::location::BinlogPos;
 use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
 use std::path::PathBuf;
@@ -61,10 +62,8 @@ pub struct CatchupArgs {
     /// (default: 4, or the number of CPUs if fewer).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
-    /// Keep reconnecting for this many seconds after the source or target went away (no
-    /// progress in between) before giving up.
-    #[arg(long, default_value_t = 600)]
-    retry_for_secs: u64,
+    #[command(flatten)]
+    retry: crate::RetryArgs,
     /// `auto` (a live line on a terminal, log lines every 5 s otherwise), `bars`, `log`, `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bars", "log", "off"])]
     progress: String,
@@ -83,8 +82,23 @@ struct DumpTables {
     columns: std::collections::HashMap<(String, String), Vec<String>>,
 }
 
+/// Why the start cannot be read: the message and the exit code of its failure's class.
+struct StartError(String, u8);
+
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        StartError(message, 1)
+    }
+}
+
+impl From<&str> for StartError {
+    fn from(message: &str) -> Self {
+        StartError(message.to_string(), 1)
+    }
+}
+
 /// The start, the databases the dump holds (only those are replicated), and its tables.
-async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTables), String> {
+async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTables), StartError> {
     if let Some(p) = &a.start_position {
         let pos = p
             .parse::<BinlogPos>()
@@ -109,11 +123,15 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTa
         );
     };
     let s3 = a.s3.options();
+    let exit = |e: &ferry_shared::storage::StorageError| e.class().exit_code();
     let storage = ferry_shared::storage::open(from, &s3)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError(e.to_string(), exit(&e)))?;
     let data = storage.read(MANIFEST_NAME).await.map_err(|e| {
-        format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)")
+        StartError(
+            format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)"),
+            exit(&e),
+        )
     })?;
     let m =
         Manifest::from_json(&storage.describe(MANIFEST_NAME), &data).map_err(|e| e.to_string())?;
@@ -241,7 +259,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
             (start, Some(a.databases.clone()), tables)
         }
         Ok(s) => s,
-        Err(e) => {
+        Err(StartError(e, code)) => {
             eprintln!("error: {e}");
             return if a.from.is_none()
                 && a.start_position.is_none()
@@ -250,7 +268,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
             {
                 2
             } else {
-                1
+                code
             };
         }
     };
@@ -279,14 +297,12 @@ pub async fn run(a: CatchupArgs) -> u8 {
             || std::thread::available_parallelism().map_or(4, |n| n.get().min(4)),
             usize::from,
         ),
-        retry_for: std::time::Duration::from_secs(a.retry_for_secs),
+        retry_for: a.retry.policy().retry_for,
         stop: Some(stop_on_signals()),
         progress: crate::progress_mode(&a.progress),
     };
     let output = a.output;
-    crate::finish(
-        ferry_catchup::run::run(cfg).await,
-        |e| e.is_transient(),
-        |s| print_summary(s, output),
-    )
+    crate::finish(ferry_catchup::run::run(cfg).await, |s| {
+        print_summary(s, output)
+    })
 }

@@ -29,6 +29,8 @@ pub struct DumpArgs {
     to: String,
     #[command(flatten)]
     s3: crate::S3Args,
+    #[command(flatten)]
+    retry: crate::RetryArgs,
     /// Parallel snapshot connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -217,6 +219,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         source,
         to: a.to,
         s3: a.s3.options(),
+        retry: a.retry.policy(),
         threads: a.threads,
         rows: a.rows,
         filetype: if a.filetype == "csv" {
@@ -293,11 +296,9 @@ pub async fn run(args: DumpArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::finish(
-        ferry_dumper::run(cfg).await,
-        |e| e.is_transient(),
-        |summary| print_summary(summary, output),
-    )
+    crate::finish(ferry_dumper::run(cfg).await, |summary| {
+        print_summary(summary, output)
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct LoadArgs {
     target_ssl_ca: Option<PathBuf>,
     #[command(flatten)]
     s3: crate::S3Args,
+    #[command(flatten)]
+    retry: crate::RetryArgs,
     /// Parallel load connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -171,6 +173,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
             backslash_escape: a.csv_backslash_escape,
         },
         verify: !a.no_verify,
+        retry: a.retry.policy(),
         sql_mode: a.sql_mode,
         time_zone: a.time_zone,
         progress: crate::progress_mode(&a.progress),
@@ -224,9 +227,7 @@ pub async fn run(args: LoadArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::finish(
-        ferry_loader::run(cfg).await,
-        |e| e.is_transient(),
-        |summary| print_summary(summary, output),
-    )
+    crate::finish(ferry_loader::run(cfg).await, |summary| {
+        print_summary(summary, output)
+    })
 }

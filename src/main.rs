@@ -61,11 +61,11 @@ pub fn connection(
     Ok(ferry_shared::conn::ConnSpec { ssl_ca, ..spec })
 }
 
-/// The exit code of a finished step: 0 (and the summary printed), 3 for a transient error,
-/// 1 for a definite one.
-pub fn finish<S, E: std::fmt::Display>(
+/// The exit code of a finished step: 0 (and the summary printed), else the error's class
+/// decides ([`ferry_shared::failure::Class::exit_code`]): 3 for a transient error that
+/// outlasted retries, 1 for a definite one.
+pub fn finish<S, E: std::fmt::Display + ferry_shared::failure::Classify>(
     result: Result<S, E>,
-    is_transient: impl Fn(&E) -> bool,
     print: impl FnOnce(&S),
 ) -> u8 {
     match result {
@@ -75,12 +75,28 @@ pub fn finish<S, E: std::fmt::Display>(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if is_transient(&e) {
-                3
-            } else {
-                1
+            let class = e.class();
+            if class == ferry_shared::failure::Class::Transient {
+                eprintln!("(the failure is transient and lasted longer than --retry-for-secs; re-running the same command resumes)");
             }
+            class.exit_code()
         }
+    }
+}
+
+/// How long a step keeps retrying a server that went away, shared by every subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// Keep reconnecting for this many seconds after a server went away or failed transiently
+    /// (lock waits, deadlocks, throttling), with no progress in between, before giving up
+    /// with exit code 3.
+    #[arg(long, default_value_t = ferry_shared::failure::RetryPolicy::DEFAULT_RETRY_FOR_SECS)]
+    retry_for_secs: u64,
+}
+
+impl RetryArgs {
+    pub fn policy(&self) -> ferry_shared::failure::RetryPolicy {
+        ferry_shared::failure::RetryPolicy::new(std::time::Duration::from_secs(self.retry_for_secs))
     }
 }
 

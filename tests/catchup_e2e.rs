@@ -304,44 +304,9 @@ async fn source_restart_mid_stream_reconnects() {
     }
     drop(src);
     // Restart the source: a clean shutdown, a pause, the same server started again.
-    let pid: i32 = std::fs::read_to_string(pair.dir().join("source.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let gone = std::time::Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(gone.elapsed().as_secs() < 60, "the source did not stop");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let mariadbd = ["/usr/sbin/mariadbd", "/usr/local/sbin/mariadbd"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("mariadbd");
-    // Detached (a shell that exits at once), so servers.sh stop finds it by its pid file.
-    let started = std::process::Command::new("bash")
-        .args([
-            "-c",
-            "\"$0\" --defaults-file=\"$1\" >/dev/null 2>&1 &",
-            mariadbd,
-        ])
-        .arg(pair.dir().join("source.cnf"))
-        .status()
-        .unwrap();
-    assert!(started.success());
-    let up = std::time::Instant::now();
-    let mut src = loop {
-        if let Ok(c) = mysql_async::Conn::from_url(&src_url).await {
-            break c;
-        }
-        assert!(up.elapsed().as_secs() < 60, "the source did not come back");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    pair.restart("source", std::time::Duration::from_secs(2))
+        .await;
+    let mut src = connect(&src_url).await;
     for i in 201..=300 {
         exec(
             &mut src,

@@ -252,26 +252,7 @@ async fn tls_is_verified_against_the_given_ca() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("1045"));
 
     // A CA that did not sign the server's certificate is refused.
-    let other = dir.path().join("other-ca.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other",
-        ])
-        .arg("-keyout")
-        .arg(dir.path().join("other-key.pem"))
-        .arg("-out")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let other = unrelated_ca(dir.path());
     let out = dump_command(&port_url(&user), dir.path().join("wrong"))
         .env("FERRY_SOURCE_PASSWORD", "pw-tls")
         .args(["-B", &db, "--source-ssl-ca"])

@@ -42,6 +42,7 @@
 use crate::binlog::{self, BinlogError, Event};
 use crate::decode::{Change, Decoder};
 use crate::events;
+use ferry_shared::failure::{Class, Failure};
 use ferry_shared::location::{BinlogPos, Flavor, GtidSet, MariadbGtid, PositionParseError};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -109,7 +110,15 @@ pub enum LocateError {
 impl LocateError {
     /// Lost connections and the like: retrying can succeed. Everything else is definite.
     pub fn is_transient(&self) -> bool {
-        matches!(self, LocateError::Server { source, .. } if !matches!(source, mysql_async::Error::Server(_)))
+        self.class() == Class::Transient
+    }
+
+    /// The shared policy's class of the server error; everything else is definite.
+    pub fn class(&self) -> Class {
+        match self {
+            LocateError::Server { source, .. } => Failure::mysql("", source).class,
+            _ => Class::Definite,
+        }
     }
 }
 

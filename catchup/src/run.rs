@@ -13,6 +13,7 @@ use crate::parallel::{self, Checkpoint, Msg};
 use crate::rows::{RowsEvent, RowsKind};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
+use ferry_shared::failure::{Class, Classify, Failure};
 use ferry_shared::location::BinlogPos;
 use ferry_shared::progress::ProgressMode;
 use mysql_async::prelude::Queryable;
@@ -89,57 +90,54 @@ pub enum CatchupError {
     Definite(String),
     #[error("{0}")]
     Transient(String),
+    /// A failed operation, classified by the shared policy (what, found, fix).
+    #[error(transparent)]
+    Failed(Failure),
+    #[error(transparent)]
+    Conn(#[from] ferry_shared::conn::ConnError),
     #[error(transparent)]
     Source(#[from] source::SourceError),
 }
 
-/// A locate error as a catch-up error (transient when the connection was lost).
+/// A locate error as a catch-up error, of the same class.
 fn located(e: crate::locate::LocateError) -> CatchupError {
-    if e.is_transient() {
-        CatchupError::Transient(e.to_string())
-    } else {
-        CatchupError::Definite(e.to_string())
-    }
+    let class = e.class();
+    CatchupError::Failed(Failure::new(
+        "locating the start position",
+        e.to_string(),
+        class,
+    ))
 }
 
-impl CatchupError {
+impl Classify for CatchupError {
     /// Worth retrying from the last checkpoint: lost connections, deadlocks, lock waits.
-    pub fn is_transient(&self) -> bool {
+    fn class(&self) -> Class {
         match self {
-            CatchupError::Definite(_) => false,
-            CatchupError::Transient(_) => true,
+            CatchupError::Definite(_) => Class::Definite,
+            CatchupError::Transient(_) => Class::Transient,
+            CatchupError::Failed(f) => f.class,
+            CatchupError::Conn(e) => e.class(),
             CatchupError::Source(s) => match s {
-                source::SourceError::Stream { source, .. } => {
-                    !matches!(source, mysql_async::Error::Server(_))
-                }
-                source::SourceError::Decode(_) => false,
-                source::SourceError::Closed | source::SourceError::Other(_) => true,
+                source::SourceError::Stream { source, .. } => Failure::mysql("", source).class,
+                source::SourceError::Decode(_) => Class::Definite,
+                source::SourceError::Closed | source::SourceError::Other(_) => Class::Transient,
             },
         }
     }
 }
 
-/// Server errors that a retry from the checkpoint can get past: deadlock, lock wait timeout,
-/// the server shutting down, read-only while failing over.
-const TRANSIENT_CODES: &[u16] = &[1205, 1213, 1053, 1927, 2006, 2013, 1290];
-
-pub(crate) fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
-    move |e| match &e {
-        mysql_async::Error::Server(s) if !TRANSIENT_CODES.contains(&s.code) => {
-            CatchupError::Definite(format!("{what}: {} (error {})", s.message, s.code))
-        }
-        _ => CatchupError::Transient(format!("{what}: {e}")),
+impl CatchupError {
+    pub fn is_transient(&self) -> bool {
+        self.class() == Class::Transient
     }
 }
 
+pub(crate) fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
+    move |e| CatchupError::Failed(Failure::mysql(what, &e))
+}
+
 async fn connect(spec: &ConnSpec) -> Result<Conn, CatchupError> {
-    spec.connect().await.map_err(|e| {
-        if e.is_transient() {
-            CatchupError::Transient(e.to_string())
-        } else {
-            CatchupError::Definite(e.to_string())
-        }
-    })
+    Ok(spec.connect().await?)
 }
 
 /// Checks the source can be replicated from `start` and logs a report, one line a check:

@@ -20,6 +20,7 @@
 use crate::dataconn::DataConn;
 use crate::error::DumpError;
 use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::failure::{Classify, Failure};
 use ferry_shared::ident::qualified;
 use ferry_shared::{BinlogPos, Flavor, GtidSet, Location};
 use mysql_async::prelude::Queryable;
@@ -310,8 +311,9 @@ async fn try_strategy(
                 positions.push(r?);
             }
             if strategy == Consistency::BackupStage && positions.windows(2).any(|w| w[0] != w[1]) {
-                return Err(DumpError::Transient(format!(
-                    "worker snapshots are at different binlog positions under BLOCK_COMMIT ({positions:?}); retry"
+                return Err(DumpError::Failed(Failure::transient(
+                    "opening the worker snapshots under BLOCK_COMMIT",
+                    format!("they are at different binlog positions ({positions:?})"),
                 )));
             }
             let mut known: Vec<Location> = current.into_iter().collect();
@@ -370,8 +372,9 @@ async fn try_strategy(
             }
             unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
             if positions.windows(2).any(|w| w[0] != w[1]) {
-                return Err(DumpError::Transient(format!(
-                    "worker snapshots differ under {what} ({positions:?}); retry"
+                return Err(DumpError::Failed(Failure::transient(
+                    format!("opening the worker snapshots under {what}"),
+                    format!("they are at different binlog positions ({positions:?})"),
                 )));
             }
             let location = status?;

@@ -3,7 +3,8 @@
 
 use crate::error::DumpError;
 use ferry_shared::conn::ConnSpec;
-use ferry_shared::wire::{WireConn, WireError, WireOptions};
+use ferry_shared::failure::Failure;
+use ferry_shared::wire::{WireConn, WireOptions};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
@@ -34,10 +35,9 @@ impl DataConn {
             let attempt = tokio::time::timeout(CONNECT_TIMEOUT, WireConn::connect(&opts)).await;
             match attempt {
                 Err(_) => {
-                    return Err(DumpError::Transient(format!(
-                        "{}: no handshake within {}s",
-                        spec.display(),
-                        CONNECT_TIMEOUT.as_secs()
+                    return Err(DumpError::Failed(Failure::transient(
+                        format!("connecting to {}", spec.display()),
+                        format!("no handshake within {}s", CONNECT_TIMEOUT.as_secs()),
                     )))
                 }
                 Ok(Ok(c)) => return Ok(DataConn::Wire(c)),
@@ -107,17 +107,4 @@ pub fn first_text(rows: &[RawRow], col: usize) -> Option<String> {
         .get(col)?
         .as_ref()
         .map(|b| String::from_utf8_lossy(b).into_owned())
-}
-
-impl DumpError {
-    /// A failed bulk-reader command, classified like [`DumpError::query`].
-    pub fn wire(what: &str, e: WireError) -> Self {
-        match &e {
-            WireError::Server { code, .. } if crate::error::is_transient_code(*code) => {
-                DumpError::Transient(format!("{what}: {e}"))
-            }
-            WireError::Io(_) => DumpError::Transient(format!("{what}: {e}")),
-            _ => DumpError::Definite(format!("{what}: {e}")),
-        }
-    }
 }

@@ -32,6 +32,7 @@ use crate::schema::{TableInfo, ViewInfo};
 use crate::writer::{ChunkWriter, Compression};
 use bytes::Bytes;
 use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::failure::Backoff;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::ident::encode_file_name;
 use ferry_shared::manifest::*;
@@ -64,6 +65,9 @@ pub struct DumpConfig {
     /// Local directory or `s3://bucket/prefix`.
     pub to: String,
     pub s3: S3Options,
+    /// How long reading keeps retrying a source that went away (each retry at a new
+    /// consistent point).
+    pub retry: ferry_shared::failure::RetryPolicy,
     pub threads: usize,
     /// Target rows per chunk; None: one chunk per table.
     pub rows: Option<u64>,
@@ -215,27 +219,9 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
 
     // Which chunks are finished already?
     let mut done: BTreeMap<(usize, u32), ChunkDone> = BTreeMap::new();
-    for obj in storage.list(DONE_PREFIX).await? {
-        let data = storage.read(&obj.name).await?;
-        let marker: ChunkDone = serde_json::from_slice(&data).map_err(|e| {
-            DumpError::Definite(format!(
-                "{}: corrupt chunk marker ({e}); delete it to redo that chunk",
-                storage.describe(&obj.name)
-            ))
-        })?;
-        done.insert((marker.table, marker.chunk), marker);
-    }
+    read_markers(&*storage, &mut done).await?;
     let resumed = done.len() as u64;
-    let mut queue = VecDeque::new();
-    if !cfg.no_data {
-        for (ti, t) in plan.tables.iter().enumerate() {
-            for c in &t.chunks {
-                if !done.contains_key(&(ti, c.index)) {
-                    queue.push_back((ti, c.clone()));
-                }
-            }
-        }
-    }
+    let queue = unfinished(&cfg, &plan, &done);
     let total_chunks: u64 = if cfg.no_data {
         0
     } else {
@@ -257,72 +243,47 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     let mut blocked_ms = 0;
     let mut point_without_chunks = None;
     if !queue.is_empty() {
-        let threads = cfg.threads.clamp(1, queue.len().max(1));
         let lock_list: Vec<(String, String)> = plan
             .tables
             .iter()
             .map(|t| (t.info.db.clone(), t.info.name.clone()))
             .collect();
-        let snaps = consistency::open_snapshots(
-            &cfg.source,
-            &plan.server,
-            cfg.consistency,
-            threads,
-            &lock_list,
-        )
-        .await?;
-        strategy_name = snaps.strategy.name().to_string();
-        blocked_ms = snaps.blocked.as_millis() as u64;
-        let table_bars = reporter.table_bars(
-            plan.tables
-                .iter()
-                .enumerate()
-                .map(|(ti, t)| {
-                    let left = t
-                        .chunks
-                        .iter()
-                        .filter(|c| !done.contains_key(&(ti, c.index)))
-                        .count();
-                    (t.info.display(), t.info.est_rows, left as u64)
-                })
-                .collect(),
+        let table_bars = Arc::new(
+            reporter.table_bars(
+                plan.tables
+                    .iter()
+                    .enumerate()
+                    .map(|(ti, t)| {
+                        let left = t
+                            .chunks
+                            .iter()
+                            .filter(|c| !done.contains_key(&(ti, c.index)))
+                            .count();
+                        (t.info.display(), t.info.est_rows, left as u64)
+                    })
+                    .collect(),
+            ),
         );
-        let ctx = Arc::new(WorkerCtx {
+        let base = WorkerCtx {
             cfg: cfg.clone(),
             storage: storage.clone(),
             plan: plan.clone(),
             queue: Mutex::new(queue),
             abort: AtomicBool::new(false),
             counters: counters.clone(),
-            table_bars: Arc::new(table_bars),
-            taken_at: snaps.taken_at.clone(),
-            strategy: strategy_name.clone(),
+            table_bars,
+            taken_at: String::new(),
+            strategy: String::new(),
             resuming,
-        });
-        let mut handles = Vec::new();
-        for (i, w) in snaps.workers.into_iter().enumerate() {
-            let ctx = ctx.clone();
-            handles.push(tokio::spawn(async move { worker_loop(i, ctx, w).await }));
-        }
-        let mut first_err: Option<DumpError> = None;
-        for h in handles {
-            let r = h
-                .await
-                .unwrap_or_else(|e| Err(DumpError::Definite(format!("worker panicked: {e}"))));
-            if let Err(e) = r {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
+        };
+        match read_chunks(base, &lock_list, &mut done).await {
+            Ok((strategy, blocked)) => {
+                strategy_name = strategy;
+                blocked_ms = blocked;
             }
-        }
-        if let Some(e) = first_err {
-            reporter.finish();
-            return Err(e);
-        }
-        for obj in storage.list(DONE_PREFIX).await? {
-            let data = storage.read(&obj.name).await?;
-            if let Ok(marker) = serde_json::from_slice::<ChunkDone>(&data) {
-                done.insert((marker.table, marker.chunk), marker);
+            Err(e) => {
+                reporter.finish();
+                return Err(e);
             }
         }
     } else if let Some(m) = done.values().next() {
@@ -385,6 +346,125 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         rows_per_sec: manifest.totals.rows as f64 / elapsed.max(1e-9),
         raw_mb_per_sec: raw as f64 / 1e6 / elapsed.max(1e-9),
     })
+}
+
+/// Reads the queued chunks of `base` with workers in snapshots at one consistent point; adds
+/// their markers to `done`. Returns the strategy's name and how long it blocked commits.
+///
+/// A lost connection loses its snapshot: the chunks not finished are read again at a new
+/// consistent point (their markers record its Location), as a resumed run would, until the
+/// source has failed for `--retry-for-secs` without a chunk finishing.
+async fn read_chunks(
+    base: WorkerCtx,
+    lock_list: &[(String, String)],
+    done: &mut BTreeMap<(usize, u32), ChunkDone>,
+) -> Result<(String, u64), DumpError> {
+    let cfg = &base.cfg;
+    let progress = || base.counters.chunks_done.load(Ordering::Relaxed);
+    let mut backoff = Backoff::new(&cfg.retry, "reading chunks from the source", progress());
+    let mut queue = base
+        .queue
+        .lock()
+        .map(|mut q| std::mem::take(&mut *q))
+        .unwrap_or_default();
+    let mut resuming = base.resuming;
+    let mut blocked = Duration::ZERO;
+    loop {
+        let threads = cfg.threads.clamp(1, queue.len().max(1));
+        let opened = consistency::open_snapshots(
+            &cfg.source,
+            &base.plan.server,
+            cfg.consistency,
+            threads,
+            lock_list,
+        )
+        .await;
+        let snaps = match opened {
+            Ok(snaps) => snaps,
+            Err(e) => {
+                backoff.failed(e, progress()).await?;
+                continue;
+            }
+        };
+        blocked += snaps.blocked;
+        let strategy = snaps.strategy.name().to_string();
+        let ctx = Arc::new(WorkerCtx {
+            cfg: cfg.clone(),
+            storage: base.storage.clone(),
+            plan: base.plan.clone(),
+            queue: Mutex::new(std::mem::take(&mut queue)),
+            abort: AtomicBool::new(false),
+            counters: base.counters.clone(),
+            table_bars: base.table_bars.clone(),
+            taken_at: snaps.taken_at.clone(),
+            strategy: strategy.clone(),
+            resuming,
+        });
+        let mut handles = Vec::new();
+        for (i, w) in snaps.workers.into_iter().enumerate() {
+            let ctx = ctx.clone();
+            handles.push(tokio::spawn(async move { worker_loop(i, ctx, w).await }));
+        }
+        let mut first_err: Option<DumpError> = None;
+        for h in handles {
+            let r = h
+                .await
+                .unwrap_or_else(|e| Err(DumpError::Definite(format!("worker panicked: {e}"))));
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        read_markers(&*base.storage, done).await?;
+        let Some(e) = first_err else {
+            return Ok((strategy, blocked.as_millis() as u64));
+        };
+        backoff.failed(e, progress()).await?;
+        queue = unfinished(cfg, &base.plan, done);
+        resuming = true;
+        let n = base.storage.clean_incomplete().await.unwrap_or(0);
+        tracing::info!(
+            chunks_left = queue.len(),
+            leftovers_removed = n,
+            "reading the unfinished chunks again at a new consistent point"
+        );
+    }
+}
+
+/// Reads the chunks' completion markers into `done`.
+async fn read_markers(
+    storage: &dyn Storage,
+    done: &mut BTreeMap<(usize, u32), ChunkDone>,
+) -> Result<(), DumpError> {
+    for obj in storage.list(DONE_PREFIX).await? {
+        let data = storage.read(&obj.name).await?;
+        let marker: ChunkDone = serde_json::from_slice(&data).map_err(|e| {
+            DumpError::Definite(format!(
+                "{}: corrupt chunk marker ({e}); delete it to redo that chunk",
+                storage.describe(&obj.name)
+            ))
+        })?;
+        done.insert((marker.table, marker.chunk), marker);
+    }
+    Ok(())
+}
+
+/// The chunks of the plan without a completion marker, in plan order.
+fn unfinished(
+    cfg: &DumpConfig,
+    plan: &DumpPlan,
+    done: &BTreeMap<(usize, u32), ChunkDone>,
+) -> VecDeque<(usize, ChunkPlan)> {
+    let mut queue = VecDeque::new();
+    if !cfg.no_data {
+        for (ti, t) in plan.tables.iter().enumerate() {
+            for c in &t.chunks {
+                if !done.contains_key(&(ti, c.index)) {
+                    queue.push_back((ti, c.clone()));
+                }
+            }
+        }
+    }
+    queue
 }
 
 async fn load_plan(storage: &dyn Storage) -> Result<Option<DumpPlan>, DumpError> {
@@ -605,6 +685,11 @@ async fn worker_loop(
             Ok(tail) => tail,
             Err(e) => {
                 ctx.abort.store(true, Ordering::Relaxed);
+                // Finish the chunks already read, so their markers are written before the
+                // run decides what to read again.
+                while let Some(tail) = pending.pop_front() {
+                    let _ = await_tail(&ctx, Some(tail)).await;
+                }
                 return Err(e);
             }
         };

@@ -17,6 +17,7 @@
 //! older than the lease. Taking over is always safe, because commits are guarded per chunk.
 
 use crate::error::{from_driver, LoadError};
+use ferry_shared::failure::Failure;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sha1::Digest;
@@ -117,9 +118,12 @@ pub async fn get_lock(conn: &mut Conn, name: &str, wait: Duration) -> Result<(),
         .map_err(|e| from_driver(e, "GET_LOCK"))?;
     match got.flatten() {
         Some(1) => Ok(()),
-        _ => Err(LoadError::Transient(format!(
-            "another ferry load held the lock {name} for more than {}s",
-            wait.as_secs()
+        _ => Err(LoadError::Failed(Failure::transient(
+            format!("taking the lock {name}"),
+            format!(
+                "another ferry load held it for more than {}s",
+                wait.as_secs()
+            ),
         ))),
     }
 }

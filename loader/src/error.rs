@@ -1,7 +1,9 @@
 //! Load errors: definite (bad input, bad config, data mismatch — stop and say what to fix) or
-//! transient (connection trouble that outlasted retries — re-running resumes).
+//! transient (connection trouble that outlasted retries — re-running resumes), classified by
+//! the shared policy in [`ferry_shared::failure`].
 
 use ferry_shared::conn::ConnError;
+use ferry_shared::failure::{Class, Classify, Failure};
 use ferry_shared::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +21,9 @@ pub enum LoadError {
     /// The target refused something in a way retrying cannot fix.
     #[error("{0}")]
     Target(String),
-    /// The target is unreachable or dropped the connection, after retries.
-    #[error("{0}")]
-    Transient(String),
+    /// A failed operation on the target, classified (what, found, fix).
+    #[error(transparent)]
+    Failed(Failure),
     /// Loaded data does not match the dump.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -33,48 +35,18 @@ pub enum LoadError {
     Internal(String),
 }
 
-impl LoadError {
-    pub fn is_transient(&self) -> bool {
+impl Classify for LoadError {
+    fn class(&self) -> Class {
         match self {
-            LoadError::Transient(_) => true,
-            LoadError::Storage(e) => e.is_transient(),
-            LoadError::Conn(e) => e.is_transient(),
-            _ => false,
+            LoadError::Failed(f) => f.class,
+            LoadError::Storage(e) => e.class(),
+            LoadError::Conn(e) => e.class(),
+            _ => Class::Definite,
         }
     }
-}
-
-/// Server error codes worth retrying on a fresh connection (deadlock, lock wait timeout,
-/// connection killed, server shutting down, read-only during failover).
-pub fn is_transient_code(code: u16) -> bool {
-    matches!(
-        code,
-        1205 | 1213
-            | 1053
-            | 1077
-            | 1152
-            | 1153
-            | 1159
-            | 1160
-            | 1161
-            | 2006
-            | 2013
-            | 1290
-            | 1927
-            | 4031
-    )
 }
 
 /// Classifies a driver error met while talking to the target; `what` names the operation.
 pub fn from_driver(e: mysql_async::Error, what: &str) -> LoadError {
-    match &e {
-        mysql_async::Error::Server(s) if !is_transient_code(s.code) => {
-            LoadError::Target(format!("{what}: {} (error {})", s.message, s.code))
-        }
-        mysql_async::Error::Server(s) => {
-            LoadError::Transient(format!("{what}: {} (error {})", s.message, s.code))
-        }
-        mysql_async::Error::Driver(d) => LoadError::Target(format!("{what}: {d}")),
-        _ => LoadError::Transient(format!("{what}: {e}")),
-    }
+    LoadError::Failed(Failure::mysql(what, &e))
 }

@@ -6,6 +6,7 @@
 
 use crate::error::LoadError;
 use bytes::Bytes;
+use ferry_shared::failure::{retry_with_backoff, RetryPolicy};
 use ferry_shared::storage::Storage;
 use std::io::Read;
 use std::sync::Arc;
@@ -132,18 +133,15 @@ impl RemoteReader {
             let mut at = 0u64;
             while at < size {
                 let len = S3_BLOCK.min(size - at);
-                let mut attempt = 0;
-                let block = loop {
-                    match storage.read_range(&name, at, len).await {
-                        Ok(b) => break Ok(b),
-                        Err(e) if e.is_transient() && attempt < 5 => {
-                            attempt += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt))
-                                .await;
-                        }
-                        Err(e) => break Err(std::io::Error::other(e.to_string())),
-                    }
-                };
+                let what = format!("reading {} at byte {at}", storage.describe(&name));
+                let block = retry_with_backoff(
+                    &RetryPolicy::default(),
+                    &what,
+                    || 0,
+                    |_| storage.read_range(&name, at, len),
+                )
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()));
                 let failed = block.is_err();
                 let tx2 = tx.clone();
                 // The channel is bounded: park the send on a blocking thread, not the runtime.

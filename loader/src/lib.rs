@@ -98,6 +98,8 @@ pub struct LoadConfig {
     pub charset: String,
     pub csv: CsvOptions,
     pub verify: bool,
+    /// How long a chunk or the coordination keeps retrying a target that went away.
+    pub retry: ferry_shared::failure::RetryPolicy,
     pub sql_mode: String,
     /// Session time zone while loading (TIMESTAMP text in dumps is UTC unless a file says).
     pub time_zone: String,
@@ -323,12 +325,22 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadSummary, LoadError> {
     let mut owner_conn = cfg.target.connect().await?;
     let owner = Owner::register(&mut owner_conn, &task).await?;
     let hb_task = task.clone();
-    let hb_owner = owner.id.clone();
+    let (hb_owner, hb_lock, hb_target) = (owner.id.clone(), owner.lock.clone(), cfg.target.clone());
     let heartbeat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
             if let Err(e) = Owner::heartbeat(&mut owner_conn, &hb_task, &hb_owner).await {
                 tracing::warn!(error = %e, "heartbeat failed");
+                // The target restarted (the owner lock went with the connection): take it
+                // again on a new connection, so other processes still see this one alive.
+                if let Ok(mut c) = hb_target.connect().await {
+                    if checkpoint::get_lock(&mut c, &hb_lock, Duration::ZERO)
+                        .await
+                        .is_ok()
+                    {
+                        owner_conn = c;
+                    }
+                }
             }
         }
     });
@@ -425,6 +437,8 @@ async fn run_owned(
         return Err(e);
     }
     let taken_over = taken_over?;
+    // The control connection idled through the data phase, across any target restart.
+    let mut ctl = worker::fresh_connection(&run, ctl).await?;
 
     // Tables whose last file another (possibly dead) process finished.
     for i in 0..run.tables.len() {

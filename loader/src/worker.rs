@@ -8,6 +8,7 @@ use crate::split::{self, Chunk, Syntax};
 use crate::transcode::{self, Step, TranscodeOptions};
 use crate::{FileState, OnDuplicate, Run};
 use bytes::Bytes;
+use ferry_shared::failure::{retry_with_backoff, Backoff};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
@@ -20,8 +21,6 @@ struct Job {
     file: Arc<FileState>,
     chunk: Chunk,
 }
-
-const MAX_ATTEMPTS: u32 = 6;
 
 /// Loads every file of the task (with other processes, if any). Returns how many files this
 /// process took over from dead claimants.
@@ -38,76 +37,99 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
             }
         });
     }
-    let mut ctl = run.cfg.target.connect().await?;
+    let progress = || run.counters.chunks_done.load(Ordering::Relaxed);
+    let mut backoff = Backoff::new(
+        &run.cfg.retry,
+        "coordinating the load on the target",
+        progress(),
+    );
+    let mut ctl = reconnect(run, &mut backoff).await?;
     let mut readers: tokio::task::JoinSet<Result<(), LoadError>> = tokio::task::JoinSet::new();
     let mut taken_over = 0u64;
-    let result: Result<(), LoadError> = async {
-        loop {
-            if run.cancel.load(Ordering::SeqCst) {
-                break;
-            }
-            let mut busy = 0;
-            while readers.len() < run.cfg.threads {
-                let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
-                let Some(claim) = claim else { break };
-                if let Some(old) = &claim.took_over {
-                    tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
-                    taken_over += 1;
-                }
-                let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
-                    t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
-                }) else {
-                    // Registered by a run with another filter: not ours to load.
-                    tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
-                    continue;
-                };
-                let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
-                let state = Arc::new(FileState {
-                    name: claim.file.clone(),
-                    file_id: claim.file_id.clone(),
-                    table: ti,
-                    kind: df.kind,
-                    dat: std::sync::OnceLock::new(),
-                    control: df.control.clone(),
-                    expected_rows: df.expected_rows,
-                    emitted: AtomicU32::new(0),
-                    completed: AtomicU32::new(0),
-                    rows: AtomicU64::new(done.iter().map(|(_, r)| *r).sum()),
-                    split_done: AtomicBool::new(false),
-                    finished: AtomicBool::new(false),
-                });
-                let run2 = run.clone();
-                let tx2 = tx.clone();
-                readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
-            }
-            if readers.is_empty() {
+    // The checkpoint queries below run on `ctl`; when the target goes away they fail, and the
+    // loop reconnects and goes on (claims are single statements, safe to repeat).
+    let result: Result<(), LoadError> = loop {
+        let r: Result<(), LoadError> = async {
+            loop {
                 if run.cancel.load(Ordering::SeqCst) {
                     break;
                 }
-                let left = checkpoint::files_left(&mut ctl, &run.task).await?;
-                if left == 0 {
-                    break;
-                }
-                // Files held by live processes (or by our own workers finishing): wait for one
-                // of ours to finish, or poll the others' progress.
-                tokio::select! {
-                    _ = run.file_done.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-                }
-                continue;
-            }
-            tokio::select! {
-                r = readers.join_next() => {
-                    if let Some(r) = r {
-                        r.map_err(|e| LoadError::Internal(format!("reader task: {e}")))??;
+                let mut busy = 0;
+                while readers.len() < run.cfg.threads {
+                    let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
+                    let Some(claim) = claim else { break };
+                    if let Some(old) = &claim.took_over {
+                        tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
+                        taken_over += 1;
                     }
+                    let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
+                        t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
+                    }) else {
+                        // Registered by a run with another filter: not ours to load.
+                        tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
+                        continue;
+                    };
+                    let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
+                    let state = Arc::new(FileState {
+                        name: claim.file.clone(),
+                        file_id: claim.file_id.clone(),
+                        table: ti,
+                        kind: df.kind,
+                        dat: std::sync::OnceLock::new(),
+                        control: df.control.clone(),
+                        expected_rows: df.expected_rows,
+                        emitted: AtomicU32::new(0),
+                        completed: AtomicU32::new(0),
+                        rows: AtomicU64::new(done.iter().map(|(_, r)| *r).sum()),
+                        split_done: AtomicBool::new(false),
+                        finished: AtomicBool::new(false),
+                    });
+                    let run2 = run.clone();
+                    let tx2 = tx.clone();
+                    readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
                 }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if readers.is_empty() {
+                    if run.cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let left = checkpoint::files_left(&mut ctl, &run.task).await?;
+                    if left == 0 {
+                        break;
+                    }
+                    // Files held by live processes (or by our own workers finishing): wait for one
+                    // of ours to finish, or poll the others' progress.
+                    tokio::select! {
+                        _ = run.file_done.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    r = readers.join_next() => {
+                        // A reader's failure (already retried) ends the load; not a `ctl` failure.
+                        match r {
+                            Some(Ok(Err(e))) => run.fail(e),
+                            Some(Err(e)) => run.fail(LoadError::Internal(format!("reader task: {e}"))),
+                            Some(Ok(Ok(()))) | None => {}
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
             }
+            Ok(())
         }
-        Ok(())
-    }
-    .await;
+        .await;
+        match r {
+            Ok(()) => break Ok(()),
+            Err(e) => match backoff.failed(e, progress()).await {
+                Ok(()) => match reconnect(run, &mut backoff).await {
+                    Ok(c) => ctl = c,
+                    Err(e) => break Err(e),
+                },
+                Err(e) => break Err(e),
+            },
+        }
+    };
     if let Err(e) = result {
         run.fail(e);
     }
@@ -118,6 +140,32 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
     drop(tx);
     while workers.join_next().await.is_some() {}
     Ok(taken_over)
+}
+
+/// `conn` if it still answers, else a new connection (retried like any transient failure).
+pub(crate) async fn fresh_connection(run: &Run, mut conn: Conn) -> Result<Conn, LoadError> {
+    if conn.ping().await.is_ok() {
+        return Ok(conn);
+    }
+    let progress = run.counters.chunks_done.load(Ordering::Relaxed);
+    reconnect(
+        run,
+        &mut Backoff::new(&run.cfg.retry, "reconnecting to the target", progress),
+    )
+    .await
+}
+
+/// A new control connection, retried like any other transient failure.
+async fn reconnect(run: &Run, backoff: &mut Backoff) -> Result<Conn, LoadError> {
+    loop {
+        match run.cfg.target.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                let progress = run.counters.chunks_done.load(Ordering::Relaxed);
+                backoff.failed(LoadError::from(e), progress).await?
+            }
+        }
+    }
 }
 
 async fn read_file(
@@ -225,11 +273,22 @@ async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(),
             )));
         }
     }
-    let mut conn = run.cfg.target.connect().await?;
-    checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
+    let what = format!("finishing {}", run.storage.describe(&state.name));
+    let progress = || run.counters.chunks_done.load(Ordering::Relaxed);
+    retry_with_backoff(&run.cfg.retry, &what, progress, |_| {
+        finish_file(run, state, rows)
+    })
+    .await?;
     run.counters.files.fetch_add(1, Ordering::Relaxed);
     run.bars.unit_done(state.table);
     run.file_done.notify_one();
+    Ok(())
+}
+
+/// Marks a loaded file done and finalizes its table when it was the last; safe to repeat.
+async fn finish_file(run: &Arc<Run>, state: &Arc<FileState>, rows: u64) -> Result<(), LoadError> {
+    let mut conn = run.cfg.target.connect().await?;
+    checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
     let t = &run.tables[state.table];
     if checkpoint::table_files_left(&mut conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
         finalize_table(run, &mut conn, state.table).await?;
@@ -372,14 +431,24 @@ async fn worker_loop(
                 })
             }
         };
-        let mut attempt = 0;
+        let what = format!(
+            "loading {file_desc} (chunk {}, bytes {}-{})",
+            job.chunk.index, job.chunk.start, job.chunk.end
+        );
+        let progress = || run.counters.chunks_done.load(Ordering::Relaxed);
+        let mut backoff = Backoff::new(&run.cfg.retry, what.clone(), progress());
         loop {
-            attempt += 1;
-            if conn.is_none() {
-                conn = Some(connect_worker(run).await?);
-            }
-            let Some(c) = conn.as_mut() else { continue };
-            match commit_chunk(run, c, &job, &steps, rows).await {
+            let attempt = match conn.as_mut() {
+                Some(c) => commit_chunk(run, c, &job, &steps, rows).await,
+                None => match connect_worker(run).await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match attempt {
                 Ok(Committed::Loaded) => {
                     run.counters.add(rows, raw_len);
                     run.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
@@ -396,19 +465,20 @@ async fn worker_loop(
                     job.file.rows.fetch_add(r, Ordering::SeqCst);
                     break;
                 }
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(worker = n, file = %file_desc, chunk = job.chunk.index, attempt, error = %e, "chunk failed; retrying on a fresh connection");
-                    conn = None;
-                    tokio::time::sleep(Duration::from_millis(250 << attempt.min(5))).await;
-                }
                 Err(e) => {
-                    return Err(match e {
-                        LoadError::Target(m) => LoadError::Target(format!(
-                            "{file_desc} (chunk {}, bytes {}-{}): {m}",
-                            job.chunk.index, job.chunk.start, job.chunk.end
-                        )),
-                        other => other,
-                    })
+                    // A failed chunk leaves its connection in an unknown state: retry on a
+                    // fresh one (the chunk's transaction rolled back).
+                    conn = None;
+                    if let Err(e) = backoff.failed(e, progress()).await {
+                        return Err(match e {
+                            LoadError::Target(m) => LoadError::Target(format!("{what}: {m}")),
+                            LoadError::Failed(f) => LoadError::Failed(f.about(&format!(
+                                "{file_desc} (chunk {}, bytes {}-{})",
+                                job.chunk.index, job.chunk.start, job.chunk.end
+                            ))),
+                            other => other,
+                        });
+                    }
                 }
             }
         }

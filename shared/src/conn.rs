@@ -4,6 +4,7 @@
 //! password comes from an environment variable or a file. Error messages name the server by its
 //! URL without credentials.
 
+use crate::failure::{Class, Classify, Failure};
 use crate::location::Flavor;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, SslOpts};
@@ -19,23 +20,16 @@ pub enum ConnError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{server}: {message}")]
-    Connect {
-        server: String,
-        message: String,
-        transient: bool,
-    },
+    #[error(transparent)]
+    Connect(Failure),
 }
 
-impl ConnError {
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ConnError::Connect {
-                transient: true,
-                ..
-            }
-        )
+impl Classify for ConnError {
+    fn class(&self) -> Class {
+        match self {
+            ConnError::Connect(f) => f.class,
+            ConnError::BadUrl { .. } | ConnError::PasswordFile { .. } => Class::Definite,
+        }
     }
 }
 
@@ -159,11 +153,13 @@ impl ConnSpec {
             let mut ssl = SslOpts::default();
             if let Some(ca) = &self.ssl_ca {
                 if !ca.exists() {
-                    return Err(ConnError::Connect {
-                        server: self.display(),
-                        message: format!("TLS CA file {} does not exist", ca.display()),
-                        transient: false,
-                    });
+                    return Err(ConnError::Connect(
+                        Failure::definite(
+                            format!("connecting to {}", self.display()),
+                            format!("the TLS CA file {} does not exist", ca.display()),
+                        )
+                        .with_fix("give the path of the CA certificate (PEM) with --*-ssl-ca"),
+                    ));
                 }
                 ssl = ssl.with_root_certs(vec![ca.clone().into()]);
             }
@@ -185,48 +181,12 @@ impl ConnSpec {
             .map_err(|e| self.describe_error(e))
     }
 
+    /// A driver error met while connecting, classified and naming this server.
     pub fn describe_error(&self, e: mysql_async::Error) -> ConnError {
-        let server = self.display();
-        match &e {
-            mysql_async::Error::Server(se) => {
-                let hint = match se.code {
-                    1045 => " (wrong user or password: set the password with the *_PASSWORD environment variable or --*-password-file)",
-                    1044 | 1142 | 1227 => " (the user lacks a privilege: GRANT it or choose an option that does not need it)",
-                    1049 => " (unknown database: check the name in the URL)",
-                    1040 => " (too many connections: lower --threads or raise max_connections)",
-                    _ => "",
-                };
-                ConnError::Connect {
-                    server,
-                    message: format!(
-                        "server error {} ({}): {}{}",
-                        se.code, se.state, se.message, hint
-                    ),
-                    transient: matches!(se.code, 1040 | 1205 | 1213 | 2013),
-                }
-            }
-            mysql_async::Error::Io(io) if io.to_string().contains("certificate") => {
-                ConnError::Connect {
-                    server,
-                    message: format!(
-                        "TLS handshake failed: {io} (the server's certificate must be signed by the CA given with --*-ssl-ca and name the host you connect to)"
-                    ),
-                    transient: false,
-                }
-            }
-            mysql_async::Error::Io(io) => ConnError::Connect {
-                server,
-                message: format!(
-                    "cannot reach the server: {io} (is it running, and is the host/port right?)"
-                ),
-                transient: true,
-            },
-            _ => ConnError::Connect {
-                server,
-                message: e.to_string(),
-                transient: false,
-            },
-        }
+        ConnError::Connect(Failure::mysql(
+            format!("connecting to {}", self.display()),
+            &e,
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod conformance;
 pub mod conn;
+pub mod failure;
 pub mod filter;
 pub mod ident;
 pub mod introspect;

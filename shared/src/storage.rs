@@ -8,6 +8,7 @@
 //! Memory is bounded per writer: S3 parts are `part_size` bytes (8 MiB by default) and at most
 //! one part is in flight while the next one fills.
 
+use crate::failure::{retry_with_backoff, RetryPolicy};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -21,7 +22,7 @@ pub const TEMP_SUFFIX: &str = ".ferry-partial";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("{location}: {action} failed: {source}")]
+    #[error("{location}: {action} failed: {source}{}", fix_suffix(crate::failure::Failure::io("", source).fix))]
     Io {
         location: String,
         action: &'static str,
@@ -41,17 +42,28 @@ pub enum StorageError {
     BadUrl { url: String, reason: String },
 }
 
+fn fix_suffix(fix: Option<String>) -> String {
+    fix.map(|f| format!(" ({f})")).unwrap_or_default()
+}
+
+impl crate::failure::Classify for StorageError {
+    /// Network trouble, throttling and 5xx are transient; see [`crate::failure`].
+    fn class(&self) -> crate::failure::Class {
+        use crate::failure::{Class, Failure};
+        match self {
+            StorageError::S3 {
+                transient: true, ..
+            } => Class::Transient,
+            StorageError::Io { source, .. } => Failure::io("", source).class,
+            _ => Class::Definite,
+        }
+    }
+}
+
 impl StorageError {
     /// Errors worth retrying (network trouble, throttling, 5xx).
     pub fn is_transient(&self) -> bool {
-        match self {
-            StorageError::S3 { transient, .. } => *transient,
-            StorageError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut
-            ),
-            _ => false,
-        }
+        crate::failure::Classify::is_transient(self)
     }
 }
 
@@ -454,30 +466,22 @@ impl S3Storage {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         use aws_sdk_s3::error::SdkError;
-        let transient = match &e {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-            SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(se) => {
-                se.raw().status().is_server_error() || se.raw().status().as_u16() == 429
-            }
-            _ => false,
+        // No answer (timeout, dispatch failure, unreadable response) has no status.
+        let status = match &e {
+            SdkError::ServiceError(se) => Some(se.raw().status().as_u16()),
+            SdkError::ConstructionFailure(_) => Some(0),
+            _ => None,
         };
         let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).map(str::to_string);
+        let (class, fix) = crate::failure::s3_class(status, code.as_deref());
+        let transient = class == crate::failure::Class::Transient;
         let mut message = match (&code, aws_sdk_s3::error::ProvideErrorMetadata::message(&e)) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.clone(),
             _ => aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
         };
-        match code.as_deref() {
-            Some("NoSuchBucket") => message.push_str(&format!(
-                " (create bucket `{}` first, or check --s3-endpoint/--s3-region)",
-                self.bucket
-            )),
-            Some("AccessDenied") | Some("InvalidAccessKeyId") | Some("SignatureDoesNotMatch") => {
-                message
-                    .push_str(" (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS profile)")
-            }
-            _ => {}
+        if let Some(fix) = fix {
+            message.push_str(&format!(" ({fix}; bucket `{}`)", self.bucket));
         }
         StorageError::S3 {
             location: self.describe(name),
@@ -678,35 +682,33 @@ impl S3Writer {
         let name = self.name.clone();
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.in_flight = Some(tokio::spawn(async move {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let r = storage
-                    .client
-                    .upload_part()
-                    .bucket(&storage.bucket)
-                    .key(storage.key(&name))
-                    .upload_id(&upload_id)
-                    .part_number(part_number)
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-                    .await;
-                match r {
-                    Ok(resp) => {
-                        return Ok(CompletedPart::builder()
-                            .part_number(part_number)
-                            .set_e_tag(resp.e_tag().map(str::to_string))
-                            .build())
-                    }
-                    Err(e) => {
-                        let err = storage.err(&name, "upload part", e);
-                        if attempt >= 5 || !err.is_transient() {
-                            return Err(err);
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-                    }
-                }
-            }
+            let what = format!(
+                "uploading part {part_number} of {}",
+                storage.describe(&name)
+            );
+            retry_with_backoff(
+                &RetryPolicy::default(),
+                &what,
+                || 0,
+                |_| async {
+                    let resp = storage
+                        .client
+                        .upload_part()
+                        .bucket(&storage.bucket)
+                        .key(storage.key(&name))
+                        .upload_id(&upload_id)
+                        .part_number(part_number)
+                        .body(ByteStream::from(body.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| storage.err(&name, "upload part", e))?;
+                    Ok(CompletedPart::builder()
+                        .part_number(part_number)
+                        .set_e_tag(resp.e_tag().map(str::to_string))
+                        .build())
+                },
+            )
+            .await
         }));
         Ok(())
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod matrix;
+pub mod proxy;
 
 use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,52 @@ impl PrivateServers {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Restarts `which` (`source` or `target`): a clean shutdown, `pause`, the same server
+    /// started again; returns once it accepts connections.
+    pub async fn restart(&self, which: &str, pause: std::time::Duration) {
+        let pid: i32 = std::fs::read_to_string(self.dir().join(format!("{which}.pid")))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let gone = std::time::Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(gone.elapsed().as_secs() < 60, "the {which} did not stop");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(pause).await;
+        let mariadbd = ["/usr/sbin/mariadbd", "/usr/local/sbin/mariadbd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mariadbd");
+        // Detached (a shell that exits at once), so servers.sh stop finds it by its pid file.
+        let started = Command::new("bash")
+            .args([
+                "-c",
+                "\"$0\" --defaults-file=\"$1\" >/dev/null 2>&1 &",
+                mariadbd,
+            ])
+            .arg(self.dir().join(format!("{which}.cnf")))
+            .status()
+            .expect("start mariadbd");
+        assert!(started.success());
+        let url = if which == "source" {
+            &self.source_url
+        } else {
+            &self.target_url
+        };
+        let up = std::time::Instant::now();
+        while mysql_async::Conn::from_url(url.as_str()).await.is_err() {
+            assert!(up.elapsed().as_secs() < 60, "the {which} did not come back");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 }
 
 impl Drop for PrivateServers {
@@ -156,6 +203,23 @@ pub async fn source() -> mysql_async::Conn {
 
 pub async fn target() -> mysql_async::Conn {
     connect(&servers().target_url).await
+}
+
+/// A self-signed CA certificate (PEM) in `dir` that signed no server's certificate.
+pub fn unrelated_ca(dir: &Path) -> PathBuf {
+    let ca = dir.join("other-ca.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=other", "-keyout"])
+        .arg(dir.join("other-key.pem"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "openssl: {made:?}");
+    ca
 }
 
 /// A database name no other test uses: `<prefix>_<pid>_<n>`.
