@@ -484,26 +484,31 @@ async fn run_owned(
         mismatches,
     };
     if mismatches > 0 {
-        let list: Vec<String> = summary
-            .verified
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| {
-                format!(
-                    "{}: {} rows (expected {}), checksum {}",
-                    c.table,
-                    c.rows,
-                    c.expected_rows.map_or("?".into(), |r| r.to_string()),
-                    c.checksum
-                )
-            })
-            .collect();
-        return Err(LoadError::Verify(format!(
-            "{mismatches} table(s) differ from the dump:\n  {}",
-            list.join("\n  ")
-        )));
+        return Err(mismatch_error(&summary.verified));
     }
     Ok(summary)
+}
+
+/// The verification failure naming every table that differs from the dump.
+fn mismatch_error(verified: &[TableCheck]) -> LoadError {
+    let mismatches = verified.iter().filter(|c| !c.ok).count();
+    let list: Vec<String> = verified
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            format!(
+                "{}: {} rows (expected {}), checksum {}",
+                c.table,
+                c.rows,
+                c.expected_rows.map_or("?".into(), |r| r.to_string()),
+                c.checksum
+            )
+        })
+        .collect();
+    LoadError::Verify(format!(
+        "{mismatches} table(s) differ from the dump:\n  {}",
+        list.join("\n  ")
+    ))
 }
 
 /// Creates databases and tables and registers the files; returns the tables to load, how many
