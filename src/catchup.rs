@@ -1,6 +1,6 @@
 //! `ferry catchup` options.
 
-use crate::OutputMode;
+use crate::cli::OutputMode;
 use clap::Args;
 use ferry_catchup::locate::Until;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
@@ -63,12 +63,12 @@ pub struct CatchupArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
     #[command(flatten)]
-    retry: crate::RetryArgs,
+    retry: crate::cli::RetryArgs,
     /// `auto` (a live line on a terminal, log lines every 5 s otherwise), `bars`, `log`, `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bars", "log", "off"])]
     progress: String,
     #[command(flatten)]
-    s3: crate::S3Args,
+    s3: crate::cli::S3Args,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = OutputMode::Text)]
     output: OutputMode,
@@ -229,7 +229,7 @@ fn print_summary(s: &CatchupSummary, mode: OutputMode) {
 }
 
 pub async fn run(a: CatchupArgs) -> u8 {
-    let source = match crate::connection(
+    let source = match crate::cli::connection(
         &a.source,
         "FERRY_SOURCE_PASSWORD",
         a.source_password_file.as_deref(),
@@ -238,7 +238,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let target = match crate::connection(
+    let target = match crate::cli::connection(
         &a.target,
         "FERRY_TARGET_PASSWORD",
         a.target_password_file.as_deref(),
@@ -299,10 +299,10 @@ pub async fn run(a: CatchupArgs) -> u8 {
         ),
         retry_for: a.retry.policy().retry_for,
         stop: Some(stop_on_signals()),
-        progress: crate::progress_mode(&a.progress),
+        progress: crate::cli::progress_mode(&a.progress),
     };
     let output = a.output;
-    crate::finish(ferry_catchup::run::run(cfg).await, |s| {
+    crate::cli::finish(ferry_catchup::run::run(cfg).await, |s| {
         print_summary(s, output)
     })
 }

@@ -1,6 +1,6 @@
 //! `ferry dump` options and their validation.
 
-use crate::{usage, OutputMode};
+use crate::cli::{usage, OutputMode};
 use clap::Args;
 use ferry_dumper::consistency::Consistency;
 use ferry_dumper::encode::SqlOptions;
@@ -28,9 +28,9 @@ pub struct DumpArgs {
     #[arg(long, short = 'o')]
     to: String,
     #[command(flatten)]
-    s3: crate::S3Args,
+    s3: crate::cli::S3Args,
     #[command(flatten)]
-    retry: crate::RetryArgs,
+    retry: crate::cli::RetryArgs,
     /// Parallel snapshot connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -150,7 +150,7 @@ fn unescape_terminator(s: &str) -> String {
 }
 
 fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
-    let source = crate::connection(
+    let source = crate::cli::connection(
         &a.source,
         "FERRY_SOURCE_PASSWORD",
         a.source_password_file.as_deref(),
@@ -214,7 +214,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         return Err(usage("--csv-line-terminator must be \\n or \\r\\n"));
     }
     let consistency: Consistency = a.consistency.parse().map_err(usage)?;
-    let progress = crate::progress_mode(&a.progress);
+    let progress = crate::cli::progress_mode(&a.progress);
     Ok(DumpConfig {
         source,
         to: a.to,
@@ -296,7 +296,7 @@ pub async fn run(args: DumpArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::finish(ferry_dumper::run(cfg).await, |summary| {
+    crate::cli::finish(ferry_dumper::run(cfg).await, |summary| {
         print_summary(summary, output)
     })
 }

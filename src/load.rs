@@ -1,7 +1,7 @@
 //! `ferry load` options and their validation.
 
+use crate::cli::{usage, OutputMode};
 use crate::dump::parse_size;
-use crate::{usage, OutputMode};
 use clap::Args;
 use ferry_loader::{
     CsvOptions, DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting,
@@ -27,9 +27,9 @@ pub struct LoadArgs {
     #[arg(long)]
     target_ssl_ca: Option<PathBuf>,
     #[command(flatten)]
-    s3: crate::S3Args,
+    s3: crate::cli::S3Args,
     #[command(flatten)]
-    retry: crate::RetryArgs,
+    retry: crate::cli::RetryArgs,
     /// Parallel load connections.
     #[arg(long, short = 't', default_value_t = 4)]
     threads: usize,
@@ -111,7 +111,7 @@ pub struct LoadArgs {
 }
 
 fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
-    let target = crate::connection(
+    let target = crate::cli::connection(
         &a.target,
         "FERRY_TARGET_PASSWORD",
         a.target_password_file.as_deref(),
@@ -176,7 +176,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
         retry: a.retry.policy(),
         sql_mode: a.sql_mode,
         time_zone: a.time_zone,
-        progress: crate::progress_mode(&a.progress),
+        progress: crate::cli::progress_mode(&a.progress),
         progress_interval: Duration::from_secs(a.progress_interval.max(1)),
         lease: Duration::from_secs(a.claim_lease.max(1)),
     })
@@ -227,7 +227,7 @@ pub async fn run(args: LoadArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::finish(ferry_loader::run(cfg).await, |summary| {
+    crate::cli::finish(ferry_loader::run(cfg).await, |summary| {
         print_summary(summary, output)
     })
 }
