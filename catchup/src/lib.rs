@@ -11,6 +11,7 @@ pub mod apply;
 pub mod binlog;
 mod cursor;
 pub mod decode;
+pub mod error;
 pub mod events;
 pub mod json;
 pub mod jsondiff;

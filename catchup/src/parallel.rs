@@ -12,7 +12,7 @@
 //! checkpoint (routing is deterministic, so those are exactly the ones it had committed).
 //! Nothing is applied twice and nothing is lost, keyed or keyless.
 
-use crate::run::{db_err, CatchupError};
+use crate::error::{db_err, CatchupError};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::{mpsc, oneshot};
