@@ -7,12 +7,13 @@
 //! (REPLACE / DELETE by key), so they converge instead of doubling. DDL runs as a barrier,
 //! followed by its own checkpoint.
 
-use crate::apply::{self, TargetTable};
+use crate::apply;
 use crate::decode::Change;
 pub use crate::error::CatchupError;
 use crate::error::{db_err, located};
 use crate::parallel::{self, Checkpoint, Msg};
 use crate::rows::{RowsEvent, RowsKind};
+use crate::schema_tracker::{self, SchemaTracker, Table};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
 use ferry_shared::location::BinlogPos;
@@ -95,120 +96,6 @@ async fn connect(spec: &ConnSpec) -> Result<Conn, CatchupError> {
     })
 }
 
-/// Checks the source can be replicated from `start` and logs a report, one line a check:
-/// binlog on, ROW format, FULL images, a server id of our own, replication privileges, and
-/// the start file still present. Every failed check is named in the error.
-pub async fn precheck(
-    src: &mut Conn,
-    start: &BinlogPos,
-    server_id: u32,
-) -> Result<(), CatchupError> {
-    let mut problems: Vec<String> = Vec::new();
-    let mut check = |name: &str, value: String, ok: bool, fix: &str| {
-        if ok {
-            tracing::info!("precheck: {name} {value}: ok");
-        } else {
-            tracing::error!("precheck: {name} {value}: {fix}");
-            problems.push(format!("{name} is {value}: {fix}"));
-        }
-    };
-    let (log_bin, format, image, own): (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<u32>,
-    ) = src
-        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id")
-        .await
-        .map_err(db_err("reading the source's binlog settings"))?
-        .unwrap_or((None, None, None, None));
-    let is =
-        |v: &Option<String>, want: &str| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
-    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
-    check(
-        "log_bin",
-        match log_bin.as_deref() {
-            Some("1") => "ON".into(),
-            Some("0") => "OFF".into(),
-            _ => shown(&log_bin),
-        },
-        is(&log_bin, "1") || is(&log_bin, "ON"),
-        "turn the binary log on (log_bin) and restart the source",
-    );
-    check(
-        "binlog_format",
-        shown(&format),
-        is(&format, "ROW"),
-        "SET GLOBAL binlog_format = ROW (and in the option file)",
-    );
-    check(
-        "binlog_row_image",
-        shown(&image),
-        is(&image, "FULL"),
-        "SET GLOBAL binlog_row_image = FULL (and in the option file)",
-    );
-    check(
-        "source server_id",
-        own.map_or("unknown".into(), |o| o.to_string()),
-        own != Some(server_id),
-        &format!("it equals --server-id {server_id}: give catch-up a unique one"),
-    );
-    // Column names in the binlog: without them the schema tracker maps columns.
-    if let Ok(Some(meta)) = src
-        .query_first::<String, _>("SELECT @@binlog_row_metadata")
-        .await
-    {
-        tracing::info!(
-            "precheck: binlog_row_metadata {meta}: {}",
-            if meta.eq_ignore_ascii_case("FULL") {
-                "column names come with the rows"
-            } else {
-                "columns are mapped by the schema tracker (the dump's columns and the DDL since); FULL is more robust"
-            }
-        );
-    }
-    // Privileges: a warning only, as roles and proxies can grant them in ways SHOW GRANTS
-    // does not spell out; the stream itself fails clearly without them.
-    if let Ok(grants) = src.query::<String, _>("SHOW GRANTS").await {
-        let up: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
-        let has = |p: &str| {
-            up.iter()
-                .any(|g| g.contains(p) || g.contains("ALL PRIVILEGES ON *.*"))
-        };
-        if has("REPLICATION SLAVE") || has("REPLICATION REPLICA") {
-            tracing::info!("precheck: replication grants: ok");
-        } else {
-            tracing::warn!("precheck: the source user's grants show no REPLICATION SLAVE; reading the binlog may be refused (GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ...)");
-        }
-    }
-    match src.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await {
-        Ok(logs) => {
-            let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
-            let oldest = names.first().map(String::as_str).unwrap_or("none");
-            check(
-                "start position",
-                start.to_string(),
-                names.contains(&start.file),
-                &format!("its binlog file was purged from the source (oldest available: {oldest}); take a new dump"),
-            );
-        }
-        Err(e) => check(
-            "SHOW BINARY LOGS",
-            "refused".into(),
-            false,
-            &format!("{e} (the user needs BINLOG MONITOR / REPLICATION CLIENT)"),
-        ),
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(CatchupError::Definite(format!(
-            "precheck failed: {}",
-            problems.join("; ")
-        )))
-    }
-}
-
 /// Errors that mean a replayed DDL statement is already in effect: database/table exists or
 /// not, duplicate column/key, column/key to drop missing.
 const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146];
@@ -227,16 +114,6 @@ const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_c
     gtid VARCHAR(2048) NULL,
     updated_at DATETIME(6) NOT NULL,
     PRIMARY KEY (task_id, worker)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-
-/// The schema tracker's state: per task and table, the source's columns after the last DDL
-/// (one name a line), written with the DDL's checkpoint.
-const SCHEMA_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_schema_v1` (
-    task_id VARCHAR(64) NOT NULL,
-    db VARCHAR(64) NOT NULL,
-    tbl VARCHAR(64) NOT NULL,
-    columns LONGTEXT NOT NULL,
-    PRIMARY KEY (task_id, db, tbl)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 /// Does a statement run without a default schema name `schema` in a qualified identifier?
@@ -293,229 +170,6 @@ fn clean_file_name(raw: &str, current: &str) -> String {
         }
     }
     plain
-}
-
-/// How the coordinator writes to one target table.
-struct Table {
-    target: TargetTable,
-    /// `target.qualified` and the key's column list (`apply::key_columns`), shared by every
-    /// change staged for the table.
-    name: Arc<str>,
-    key_cols: Arc<str>,
-    /// Route every change of the table to one worker (no primary key, or other unique keys
-    /// whose collisions REPLACE would resolve differently out of order).
-    serial: bool,
-}
-
-struct Applier {
-    /// Shared, so that each rows event takes the table without copying its column lists.
-    tables: HashMap<(String, String), Arc<Table>>,
-    /// The schema tracker: each table's source columns (from the dump, then kept up to date
-    /// through the DDL in the stream, persisted with the checkpoint), for binlogs without
-    /// column names (binlog_row_metadata=NO_LOG/MINIMAL).
-    source_cols: HashMap<(String, String), Vec<String>>,
-    /// Target columns that the source does not have (added on the target by the operator).
-    extras: HashMap<(String, String), Vec<String>>,
-}
-
-/// The target's column names of a table (empty: no such table).
-async fn target_columns(
-    tgt: &mut Conn,
-    db: &str,
-    table: &str,
-) -> Result<Vec<String>, CatchupError> {
-    tgt.exec(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        (db, table),
-    )
-    .await
-    .map_err(db_err("reading the target's columns"))
-}
-
-fn without(cols: Vec<String>, drop: &[String]) -> Vec<String> {
-    cols.into_iter()
-        .filter(|c| !drop.iter().any(|d| d.eq_ignore_ascii_case(c)))
-        .collect()
-}
-
-impl Applier {
-    /// Target columns the tracked source table lacks (computed once per table).
-    async fn extras_of(
-        &mut self,
-        tgt: &mut Conn,
-        key: &(String, String),
-    ) -> Result<Vec<String>, CatchupError> {
-        if let Some(e) = self.extras.get(key) {
-            return Ok(e.clone());
-        }
-        let Some(src) = self.source_cols.get(key) else {
-            return Ok(Vec::new());
-        };
-        let on_target = target_columns(tgt, &key.0, &key.1).await?;
-        let extra = without(on_target, src);
-        self.extras.insert(key.clone(), extra.clone());
-        Ok(extra)
-    }
-
-    /// Tracked tables a DDL statement may change (it names them).
-    fn touched_by(&self, upper_sql: &str) -> Vec<(String, String)> {
-        self.source_cols
-            .keys()
-            .filter(|(_, t)| upper_sql.contains(&t.to_ascii_uppercase()))
-            .cloned()
-            .collect()
-    }
-
-    /// After a DDL: the touched tables' source columns are the target's less its extras;
-    /// a table gone from the target is no longer tracked. Returns the statements that persist
-    /// the new state.
-    async fn track_ddl(
-        &mut self,
-        tgt: &mut Conn,
-        task: &str,
-        touched: &[(String, String)],
-        persist: &mut String,
-    ) -> Result<(), CatchupError> {
-        for key in touched {
-            let extra = self.extras.get(key).cloned().unwrap_or_default();
-            let now = target_columns(tgt, &key.0, &key.1).await?;
-            let q = ferry_shared::ident::quote_str;
-            if now.is_empty() {
-                self.source_cols.remove(key);
-                self.extras.remove(key);
-                let _ = write!(
-                    persist,
-                    "DELETE FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = {} AND db = {} AND tbl = {};",
-                    q(task),
-                    q(&key.0),
-                    q(&key.1)
-                );
-            } else {
-                let cols = without(now, &extra);
-                let _ = write!(
-                    persist,
-                    "REPLACE INTO `ferry_meta`.`catchup_schema_v1` (task_id, db, tbl, columns) VALUES ({}, {}, {}, {});",
-                    q(task),
-                    q(&key.0),
-                    q(&key.1),
-                    q(&cols.join("\n"))
-                );
-                self.source_cols.insert(key.clone(), cols);
-            }
-        }
-        Ok(())
-    }
-
-    async fn table(
-        &mut self,
-        tgt: &mut Conn,
-        tm: &crate::rows::TableMap,
-    ) -> Result<Arc<Table>, CatchupError> {
-        let k = (tm.db.clone(), tm.table.clone());
-        if let Some(t) = self.tables.get(&k) {
-            if t.target.columns.len() == tm.columns.len() {
-                return Ok(t.clone());
-            }
-        }
-        let described: Vec<(String, String, String, Option<u64>, String)> = tgt
-            .exec(
-                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's columns"))?;
-        let target_cols: Vec<String> = described.iter().map(|(c, ..)| c.clone()).collect();
-        if target_cols.is_empty() {
-            return Err(CatchupError::Definite(format!(
-                "`{}`.`{}` changed on the source but does not exist on the target: load the dump first",
-                tm.db, tm.table
-            )));
-        }
-        let tracked = self
-            .source_cols
-            .get(&k)
-            .filter(|c| c.len() == tm.columns.len())
-            .cloned();
-        let columns: Vec<String> = match tm.columns.iter().map(|c| c.name.clone()).collect::<Option<Vec<_>>>() {
-            Some(names) => names,
-            None if tracked.is_some() => tracked.unwrap_or_default(),
-            None if target_cols.len() >= tm.columns.len() => target_cols[..tm.columns.len()].to_vec(),
-            None => {
-                return Err(CatchupError::Definite(format!(
-                    "`{}`.`{}`: the binlog has no column names (binlog_row_metadata=FULL) and the target has fewer columns",
-                    tm.db, tm.table
-                )))
-            }
-        };
-        let unique: Vec<(String, String)> = tgt
-            .exec(
-                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's keys"))?;
-        let pk: Vec<&String> = unique
-            .iter()
-            .filter(|(i, _)| i == "PRIMARY")
-            .map(|(_, c)| c)
-            .collect();
-        let key: Vec<usize> = pk
-            .iter()
-            .filter_map(|p| columns.iter().position(|c| c.eq_ignore_ascii_case(p)))
-            .collect();
-        let key = if !pk.is_empty() && key.len() == pk.len() {
-            key
-        } else {
-            Vec::new()
-        };
-        // VIRTUAL/STORED (MySQL) and PERSISTENT (MariaDB) generated columns.
-        let described_of = |c: &String| described.iter().find(|(n, ..)| n.eq_ignore_ascii_case(c));
-        let generated = columns
-            .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(_, extra, ..)| extra.to_ascii_uppercase().contains("GENERATED"))
-            })
-            .collect();
-        let fixed_binary = columns
-            .iter()
-            .map(|c| match described_of(c) {
-                Some((_, _, ty, len, _)) => match ty.to_ascii_lowercase().as_str() {
-                    "inet6" | "uuid" => 16,
-                    "binary" => len.unwrap_or(0) as usize,
-                    _ => 0,
-                },
-                None => 0,
-            })
-            .collect();
-        let unsigned = columns
-            .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(.., full)| full.to_ascii_lowercase().contains("unsigned"))
-            })
-            .collect();
-        let target = TargetTable {
-            qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
-            columns,
-            key,
-            generated,
-            fixed_binary,
-            unsigned,
-        };
-        let t = Arc::new(Table {
-            serial: target.key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
-            name: target.qualified.as_str().into(),
-            key_cols: if target.key.is_empty() {
-                "".into()
-            } else {
-                apply::key_columns(&target).into()
-            },
-            target,
-        });
-        self.tables.insert(k, t.clone());
-        Ok(t)
-    }
 }
 
 /// The worker a row image's changes go to.
@@ -972,7 +626,7 @@ async fn run_once(
     tgt.query_drop(CHECKPOINT_DDL)
         .await
         .map_err(db_err("creating the catch-up checkpoint table"))?;
-    tgt.query_drop(SCHEMA_DDL)
+    tgt.query_drop(schema_tracker::SCHEMA_DDL)
         .await
         .map_err(db_err("creating the schema tracker's table"))?;
     tgt.query_drop(parallel::SESSION_SETUP)
@@ -1044,7 +698,7 @@ async fn run_once(
     }
     totals.stopped_at = start.to_string();
 
-    precheck(&mut src, &start, cfg.server_id).await?;
+    crate::precheck::precheck(&mut src, &start, cfg.server_id).await?;
     tracing::info!(start = %start, workers, "precheck passed; streaming");
 
     let mut pool = Pool::new(workers, done);
@@ -1124,23 +778,7 @@ async fn run_once(
     }
     let _reader_guard = AbortOnDrop(reader.abort_handle());
 
-    let mut applier = Applier {
-        tables: HashMap::new(),
-        source_cols: cfg.dump_columns.clone(),
-        extras: HashMap::new(),
-    };
-    let persisted: Vec<(String, String, String)> = tgt
-        .exec(
-            "SELECT db, tbl, columns FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = ?",
-            (&cfg.task_id,),
-        )
-        .await
-        .map_err(db_err("reading the schema tracker's state"))?;
-    for (db, tbl, cols) in persisted {
-        applier
-            .source_cols
-            .insert((db, tbl), cols.split('\n').map(str::to_string).collect());
-    }
+    let mut applier = SchemaTracker::load(&mut tgt, &cfg.task_id, cfg.dump_columns.clone()).await?;
     let mut pos = start.clone();
     let mut in_txn = false;
     let mut grouped = 0u32;
@@ -1343,7 +981,7 @@ async fn run_once(
                             ))(e))
                         }
                     }
-                    applier.tables.clear();
+                    applier.forget_tables();
                     if p.end_pos > 0 {
                         pos.pos = p.end_pos;
                     }
