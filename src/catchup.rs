@@ -177,7 +177,7 @@ fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
 }
 
 fn stable_hash(s: &str) -> u64 {
-    ferry_catchup::parallel::stable_hash(&[s.as_bytes()])
+    ferry_catchup::route::stable_hash(&[s.as_bytes()])
 }
 
 /// A server id in 1e9..4e9 from the task id, so tasks do not collide by default.

@@ -9,15 +9,20 @@
 
 pub mod apply;
 pub mod binlog;
+mod checkpoint;
+mod coordinator;
 mod cursor;
+mod ddl;
 pub mod decode;
 pub mod error;
 pub mod events;
 pub mod json;
 pub mod jsondiff;
 pub mod locate;
-pub mod parallel;
+mod pool;
 pub mod precheck;
+mod progress;
+pub mod route;
 pub mod rows;
 pub mod run;
 mod schema_tracker;
