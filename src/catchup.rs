@@ -2,6 +2,7 @@
 
 use crate::OutputMode;
 use clap::Args;
+use ferry_catchup::dump_start::DumpStart;
 use ferry_catchup::locate::Until;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
 use ferry_shared::location::BinlogPos;
@@ -75,8 +76,7 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// What the dump says of its tables: the earliest Location each table's chunks were read
-/// at (when later than the start), and each table's columns.
+/// What the dump says of its tables (see [`DumpStart`]): floors and columns.
 #[derive(Default)]
 struct DumpTables {
     floors: std::collections::HashMap<(String, String), BinlogPos>,
@@ -117,34 +117,12 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTa
     })?;
     let m =
         Manifest::from_json(&storage.describe(MANIFEST_NAME), &data).map_err(|e| e.to_string())?;
-    let (earliest, _) = m.location_bounds().ok_or_else(|| {
-        format!(
-            "{}: the dump has no binlog Location (the source had no binary log)",
-            storage.describe(MANIFEST_NAME)
-        )
-    })?;
-    let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    let mut tables = DumpTables::default();
-    for t in &m.tables {
-        tables.columns.insert(
-            (t.database.clone(), t.name.clone()),
-            t.columns.iter().map(|c| c.name.clone()).collect(),
-        );
-        let lowest = t
-            .chunks
-            .iter()
-            .filter_map(|c| c.location.and_then(|i| m.locations.get(i)))
-            .map(|l| l.location.pos.clone())
-            .reduce(|a, b| if b < a { b } else { a });
-        if let Some(p) = lowest {
-            if p > earliest.pos {
-                tables
-                    .floors
-                    .insert((t.database.clone(), t.name.clone()), p);
-            }
-        }
-    }
-    Ok((Start::Position(earliest.pos.clone()), Some(schemas), tables))
+    let d = DumpStart::from_manifest(&m, &storage.describe(MANIFEST_NAME))?;
+    let tables = DumpTables {
+        floors: d.table_floors,
+        columns: d.dump_columns,
+    };
+    Ok((Start::Position(d.start), Some(d.schemas), tables))
 }
 
 /// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after

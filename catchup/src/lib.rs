@@ -14,6 +14,7 @@ mod coordinator;
 mod cursor;
 mod ddl;
 pub mod decode;
+pub mod dump_start;
 pub mod error;
 pub mod events;
 pub mod json;
