@@ -18,31 +18,38 @@
 //! as text; rows written by earlier versions read back as they are.
 
 use crate::error::{db_err, CatchupError};
-use ferry_shared::location::BinlogPos;
+use ferry_shared::location::{BinlogPos, GtidSet, Location};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-/// One worker's checkpoint: where its applied changes end.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Checkpoint {
-    pub file: String,
-    pub pos: u64,
-    pub gtid: Option<String>,
+/// One worker's checkpoint: where its applied changes end, and the GTID of the last
+/// transaction they include (as a set of that one transaction; the start set when nothing
+/// was applied since `--start-gtid`), where the source has GTIDs.
+pub type Checkpoint = Location;
+
+/// The checkpoint at `pos`, after the transaction of GTID `gtid` (the text the stream or the
+/// user gave).
+pub fn at(pos: &BinlogPos, gtid: Option<&str>) -> Checkpoint {
+    Location::new(pos.clone(), gtid.and_then(parse_gtid))
 }
 
-impl Checkpoint {
-    /// Its binlog coordinates.
-    pub fn position(&self) -> BinlogPos {
-        BinlogPos::new(self.file.clone(), self.pos)
-    }
-
-    pub fn at(pos: &ferry_shared::location::BinlogPos, gtid: &Option<String>) -> Self {
-        Checkpoint {
-            file: pos.file.clone(),
-            pos: pos.pos,
-            gtid: gtid.clone(),
+fn parse_gtid(g: &str) -> Option<GtidSet> {
+    match GtidSet::parse_any(g) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(gtid = g, error = %e, "a checkpoint's GTID does not parse; kept without it (--until GTID bounds compare with the next transaction's)");
+            None
         }
     }
+}
+
+/// A checkpoint row as stored (`file`, `pos`, `gtid`): rows of earlier versions read back
+/// the same.
+pub fn from_row(file: String, pos: u64, gtid: Option<String>) -> Checkpoint {
+    Location::new(
+        BinlogPos::new(file, pos),
+        gtid.as_deref().and_then(parse_gtid),
+    )
 }
 
 /// One row per task and worker: where that worker's committed changes end.
@@ -64,9 +71,9 @@ pub fn checkpoint_sql(task: &str, worker: usize, workers: usize, c: &Checkpoint)
     format!(
         "REPLACE INTO `ferry_meta`.`catchup_checkpoint_v2` (task_id, worker, workers, file, pos, gtid, updated_at) VALUES ({}, {worker}, {workers}, {}, {}, {}, NOW(6))",
         q(task),
-        q(&c.file),
-        c.pos,
-        c.gtid.as_deref().map_or("NULL".to_string(), q)
+        q(&c.pos.file),
+        c.pos.pos,
+        c.gtid.as_ref().map_or("NULL".to_string(), |g| q(&g.to_string()))
     )
 }
 
@@ -84,7 +91,7 @@ pub(crate) async fn read_checkpoints(
         .map_err(db_err("reading the checkpoint"))?;
     Ok(rows
         .into_iter()
-        .map(|(w, n, file, pos, gtid)| (w as usize, n as usize, Checkpoint { file, pos, gtid }))
+        .map(|(w, n, file, pos, gtid)| (w as usize, n as usize, from_row(file, pos, gtid)))
         .collect())
 }
 
@@ -112,9 +119,7 @@ pub(crate) struct Resume {
 pub(crate) fn resume(saved: &[(usize, usize, Checkpoint)], requested: usize) -> Option<Resume> {
     let first = saved.first()?;
     let saved_n = first.1.max(1);
-    let all_equal = saved
-        .iter()
-        .all(|(_, _, c)| c.file == first.2.file && c.pos == first.2.pos);
+    let all_equal = saved.iter().all(|(_, _, c)| c.pos == first.2.pos);
     let mut workers = requested.max(1);
     if !all_equal && saved_n != workers {
         tracing::warn!(
@@ -126,13 +131,13 @@ pub(crate) fn resume(saved: &[(usize, usize, Checkpoint)], requested: usize) -> 
     }
     let (lowest, gtid) = saved
         .iter()
-        .map(|(_, _, c)| (BinlogPos::new(c.file.clone(), c.pos), c.gtid.clone()))
+        .map(|(_, _, c)| (c.pos.clone(), c.gtid.as_ref().map(ToString::to_string)))
         .reduce(|a, b| if b.0 < a.0 { b } else { a })?;
     let mut done = vec![lowest; workers];
     if !all_equal {
         for (k, _, c) in saved {
             if *k < workers {
-                done[*k] = BinlogPos::new(c.file.clone(), c.pos);
+                done[*k] = c.pos.clone();
             }
         }
     }
@@ -148,26 +153,35 @@ mod tests {
     use super::*;
 
     fn ck(pos: u64, gtid: &str) -> Checkpoint {
-        Checkpoint {
-            file: "b.000001".into(),
-            pos,
-            gtid: Some(gtid.into()),
-        }
+        at(&BinlogPos::new("b.000001", pos), Some(gtid))
     }
 
     #[test]
     fn checkpoint_sql_quotes() {
-        let s = checkpoint_sql(
-            "t'x",
-            2,
-            4,
-            &Checkpoint {
-                file: "b.000001".into(),
-                pos: 9,
-                gtid: None,
-            },
-        );
+        let s = checkpoint_sql("t'x", 2, 4, &at(&BinlogPos::new("b.000001", 9), None));
         assert!(s.contains("'t\\'x', 2, 4, 'b.000001', 9, NULL"), "{s}");
+    }
+
+    /// Rows as versions before the typed checkpoint wrote them (file, pos, last GTID or the
+    /// start set) read back, and are written again the same.
+    #[test]
+    fn old_checkpoint_rows_read_back() {
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        for (gtid, written) in [
+            (Some("0-1-77"), "'0-1-77'".to_string()),
+            (Some("0-1-77,1-2-5"), "'0-1-77,1-2-5'".to_string()),
+            (Some(&*format!("{uuid}:23")), format!("'{uuid}:23'")),
+            (Some(&*format!("{uuid}:tag:23")), format!("'{uuid}:tag:23'")),
+            (Some(&*format!("{uuid}:1-23")), format!("'{uuid}:1-23'")),
+            (None, "NULL".to_string()),
+        ] {
+            let c = from_row("mysql-bin.000003".into(), 1234, gtid.map(str::to_string));
+            assert_eq!(c.pos, BinlogPos::new("mysql-bin.000003", 1234));
+            assert_eq!(c.gtid.as_ref().map(ToString::to_string).as_deref(), gtid);
+            let sql = checkpoint_sql("task", 0, 1, &c);
+            let row = format!("'mysql-bin.000003', 1234, {written}, NOW(6))");
+            assert!(sql.ends_with(&row), "{sql}");
+        }
     }
 
     #[test]

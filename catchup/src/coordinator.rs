@@ -143,7 +143,7 @@ impl Coordinator {
     }
 
     fn checkpoint(&self) -> Checkpoint {
-        Checkpoint::at(&self.pos, &self.gtid)
+        crate::checkpoint::at(&self.pos, self.gtid.as_deref())
     }
 
     /// A stop was requested: stop now between transactions, or after the current one.

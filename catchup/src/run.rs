@@ -315,7 +315,7 @@ impl Attempt<'_> {
                 }
                 Action::Commit { at, all, .. } => {
                     self.pool.commit(&at, all).await?;
-                    self.totals.stopped_at = at.position().to_string();
+                    self.totals.stopped_at = at.pos.to_string();
                 }
                 Action::Ddl(d) => {
                     let task = &self.cfg.task_id;
