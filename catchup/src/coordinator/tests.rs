@@ -42,6 +42,14 @@ fn query(db: &str, sql: &str) -> Change {
     }
 }
 
+/// Rules replicating the database `app` only.
+fn only_app() -> Rules {
+    Rules {
+        schemas: Some(vec!["app".into()]),
+        ..Rules::default()
+    }
+}
+
 fn coordinator(rules: Rules, done: Vec<BinlogPos>, now: Instant) -> Coordinator {
     Coordinator::new(rules, done, None, now)
 }
@@ -103,11 +111,7 @@ fn a_group_is_committed_when_nothing_is_ready() {
 #[test]
 fn a_group_is_committed_after_group_time_while_other_databases_stream() {
     let t0 = Instant::now();
-    let rules = Rules {
-        schemas: Some(vec!["app".into()]),
-        ..Rules::default()
-    };
-    let mut c = coordinator(rules, vec![at(4)], t0);
+    let mut c = coordinator(only_app(), vec![at(4)], t0);
     let mut out = txn(&mut c, 1, "app", 104, t0);
     // Events of another database keep arriving: something is always ready.
     let mut t = t0;
@@ -263,11 +267,7 @@ fn a_transaction_cut_off_by_the_streams_end_is_dropped() {
 #[test]
 fn statements_of_other_databases_move_the_position_only() {
     let t0 = Instant::now();
-    let rules = Rules {
-        schemas: Some(vec!["app".into()]),
-        ..Rules::default()
-    };
-    let mut c = coordinator(rules, vec![at(4)], t0);
+    let mut c = coordinator(only_app(), vec![at(4)], t0);
     let mut out = Vec::new();
     c.on_change(
         ev(query("other", "CREATE TABLE x (a INT)"), 90),
