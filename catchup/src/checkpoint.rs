@@ -11,8 +11,14 @@
 //!   the transactions that start before its own (see [`resume`]): routing is deterministic,
 //!   so those are exactly the ones it had committed. Changes replayed past a checkpoint are
 //!   applied in safe mode (REPLACE / DELETE by key), so they converge instead of doubling.
-//! - Rows that stopped mid-group with another worker count keep that count (routing by
-//!   `hash % workers` must not change while the workers' checkpoints differ).
+//! - A task that stopped mid-group keeps its worker count (routing by `hash % workers` must
+//!   not change while the workers' checkpoints differ); another count is taken only when all
+//!   checkpoints are equal.
+//! - Before streaming, a run replaces the task's rows by exactly one per worker, all with its
+//!   worker count ([`rows_sql`]). Rows are otherwise written lazily (a worker commits when it
+//!   has changes, or once a second), so without it a restart could read a row of an earlier run
+//!   with another count, or miss a worker's row, and skip transactions that a worker had routed
+//!   but not committed.
 //!
 //! The persisted format is fixed: `file`, `pos` and the last applied GTID (or the start set)
 //! as text; rows written by earlier versions read back as they are.
@@ -112,6 +118,38 @@ pub(crate) struct Resume {
     pub done: Vec<BinlogPos>,
     /// The lowest checkpoint's GTID (for `--until` GTID bounds).
     pub gtid: Option<String>,
+    /// Per worker: its checkpoint, as [`rows_sql`] writes them back before streaming.
+    pub rows: Vec<Checkpoint>,
+}
+
+impl Resume {
+    /// A run without saved checkpoints: every worker at `start`.
+    pub(crate) fn fresh(start: BinlogPos, gtid: Option<String>, workers: usize) -> Self {
+        let workers = workers.max(1);
+        Resume {
+            workers,
+            rows: vec![at(&start, gtid.as_deref()); workers],
+            done: vec![start; workers],
+            gtid,
+        }
+    }
+}
+
+/// Replaces the task's checkpoint rows by exactly one per worker of this run, each with this
+/// run's worker count, before anything is streamed. Without it, rows of an earlier run with
+/// another count (or a worker's row not written yet) would be read as this run's at the next
+/// restart: a worker could skip transactions that another one had routed and not committed.
+pub(crate) fn rows_sql(task: &str, rows: &[Checkpoint]) -> String {
+    let mut sql = format!(
+        "START TRANSACTION;DELETE FROM `ferry_meta`.`catchup_checkpoint_v2` WHERE task_id = {};",
+        ferry_shared::ident::quote_str(task)
+    );
+    for (k, c) in rows.iter().enumerate() {
+        sql.push_str(&checkpoint_sql(task, k, rows.len(), c));
+        sql.push(';');
+    }
+    sql.push_str("COMMIT");
+    sql
 }
 
 /// The resume point of saved checkpoints `(worker, workers, checkpoint)` for a run asking for
@@ -129,22 +167,23 @@ pub(crate) fn resume(saved: &[(usize, usize, Checkpoint)], requested: usize) -> 
         );
         workers = saved_n;
     }
-    let (lowest, gtid) = saved
+    let lowest = saved
         .iter()
-        .map(|(_, _, c)| (c.pos.clone(), c.gtid.as_ref().map(ToString::to_string)))
-        .reduce(|a, b| if b.0 < a.0 { b } else { a })?;
-    let mut done = vec![lowest; workers];
+        .map(|(_, _, c)| c)
+        .reduce(|a, b| if b.pos < a.pos { b } else { a })?;
+    let mut rows = vec![lowest.clone(); workers];
     if !all_equal {
         for (k, _, c) in saved {
             if *k < workers {
-                done[*k] = c.pos.clone();
+                rows[*k] = c.clone();
             }
         }
     }
     Some(Resume {
         workers,
-        done,
-        gtid,
+        done: rows.iter().map(|c| c.pos.clone()).collect(),
+        gtid: lowest.gtid.as_ref().map(ToString::to_string),
+        rows,
     })
 }
 
@@ -192,6 +231,31 @@ mod tests {
         assert_eq!(r.done, vec![BinlogPos::new("b.000001", 500); 4]);
         assert_eq!(r.gtid.as_deref(), Some("0-1-5"));
         assert_eq!(resume(&[], 4), None);
+    }
+
+    #[test]
+    fn a_run_rewrites_every_row_with_its_own_worker_count() {
+        let r = resume(&[(0, 3, ck(500, "0-1-5")), (1, 3, ck(900, "0-1-9"))], 2).unwrap();
+        assert_eq!(r.workers, 3);
+        let sql = rows_sql("t", &r.rows);
+        assert!(
+            sql.starts_with("START TRANSACTION;DELETE FROM `ferry_meta`.`catchup_checkpoint_v2` WHERE task_id = 't';"),
+            "{sql}"
+        );
+        // Exactly workers 0..3, each with the count 3; worker 2 had no row: at the lowest.
+        for (k, pos, gtid) in [(0, 500, "0-1-5"), (1, 900, "0-1-9"), (2, 500, "0-1-5")] {
+            let row = format!("VALUES ('t', {k}, 3, 'b.000001', {pos}, '{gtid}', NOW(6))");
+            assert!(sql.contains(&row), "{row} in {sql}");
+        }
+        assert_eq!(sql.matches("REPLACE INTO").count(), 3);
+        assert!(sql.ends_with(";COMMIT"));
+        let fresh = Resume::fresh(BinlogPos::new("b.000001", 4), None, 2);
+        assert_eq!(
+            rows_sql("t", &fresh.rows)
+                .matches(", 2, 'b.000001', 4, NULL")
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -183,7 +183,7 @@ async fn start_point(
     cfg: &CatchupConfig,
     tgt: &mut Conn,
     src: &mut Conn,
-) -> Result<(Vec<BinlogPos>, Option<String>), CatchupError> {
+) -> Result<checkpoint::Resume, CatchupError> {
     tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
         .await
         .map_err(db_err("creating `ferry_meta` on the target"))?;
@@ -201,7 +201,7 @@ async fn start_point(
     if let Some(r) = checkpoint::resume(&saved, cfg.workers) {
         let position = checkpoint::lowest(&r.done);
         tracing::info!(%position, workers = r.workers, "resuming from the checkpoint");
-        return Ok((r.done, r.gtid));
+        return Ok(r);
     }
     let (first, gtid) = match &cfg.start {
         Start::Position(p) => (p.clone(), None),
@@ -219,7 +219,7 @@ async fn start_point(
         ),
     };
     tracing::info!(position = %first, "start position");
-    Ok((vec![first; cfg.workers.max(1)], gtid))
+    Ok(checkpoint::Resume::fresh(first, gtid, cfg.workers))
 }
 
 /// The binlog reader: streams from `start` into `tx`, reconnecting while the source still
@@ -346,7 +346,8 @@ async fn run_once(
     let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
     let mut tgt = connect(&cfg.target).await?;
     let mut src = connect(&cfg.source).await?;
-    let (done, gtid) = start_point(cfg, &mut tgt, &mut src).await?;
+    let resume = start_point(cfg, &mut tgt, &mut src).await?;
+    let (done, gtid) = (resume.done, resume.gtid);
     let workers = done.len();
     totals.workers = workers;
     let start = checkpoint::lowest(&done);
@@ -361,6 +362,9 @@ async fn run_once(
 
     crate::precheck::precheck(&mut src, &start, cfg.server_id).await?;
     tracing::info!(start = %start, workers, "precheck passed; streaming");
+    tgt.query_drop(checkpoint::rows_sql(&cfg.task_id, &resume.rows))
+        .await
+        .map_err(db_err("writing the checkpoint"))?;
 
     let mut conns = Vec::with_capacity(workers);
     for _ in 0..workers {
