@@ -6,7 +6,6 @@ use ferry_catchup::dump_start::DumpStart;
 use ferry_catchup::locate::Until;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
 use ferry_shared::location::BinlogPos;
-use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -108,16 +107,7 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTa
                 .into(),
         );
     };
-    let s3 = a.s3.options();
-    let storage = ferry_shared::storage::open(from, &s3)
-        .await
-        .map_err(|e| e.to_string())?;
-    let data = storage.read(MANIFEST_NAME).await.map_err(|e| {
-        format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)")
-    })?;
-    let m =
-        Manifest::from_json(&storage.describe(MANIFEST_NAME), &data).map_err(|e| e.to_string())?;
-    let d = DumpStart::from_manifest(&m, &storage.describe(MANIFEST_NAME))?;
+    let d = DumpStart::read(from, &a.s3.options()).await?;
     let tables = DumpTables {
         floors: d.table_floors,
         columns: d.dump_columns,

@@ -10,7 +10,8 @@
 //! Definite error: a dump without a binlog Location (the source had no binary log).
 
 use ferry_shared::location::BinlogPos;
-use ferry_shared::manifest::Manifest;
+use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
+use ferry_shared::storage::S3Options;
 use std::collections::HashMap;
 
 /// The start of catch-up after a dump.
@@ -28,6 +29,19 @@ pub struct DumpStart {
 }
 
 impl DumpStart {
+    /// Reads the manifest of the dump at `from` (a directory or `s3://bucket/prefix`).
+    pub async fn read(from: &str, s3: &S3Options) -> Result<Self, String> {
+        let storage = ferry_shared::storage::open(from, s3)
+            .await
+            .map_err(|e| e.to_string())?;
+        let data = storage.read(MANIFEST_NAME).await.map_err(|e| {
+            format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)")
+        })?;
+        let described = storage.describe(MANIFEST_NAME);
+        let m = Manifest::from_json(&described, &data).map_err(|e| e.to_string())?;
+        Self::from_manifest(&m, &described)
+    }
+
     /// Reads the start from manifest `m` (`described`: where it was read, for errors).
     pub fn from_manifest(m: &Manifest, described: &str) -> Result<Self, String> {
         let (earliest, _) = m.location_bounds().ok_or_else(|| {
