@@ -2,11 +2,10 @@
 
 use crate::cli::OutputMode;
 use clap::Args;
+use ferry_catchup::dump_start::DumpStart;
 use ferry_catchup::locate::Until;
 use ferry_catchup::run::{CatchupConfig, CatchupSummary, Start};
-use ferry_shared::failure::Classify;
 use ferry_shared::location::BinlogPos;
-use ferry_shared::manifest::{Manifest, MANIFEST_NAME};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -74,8 +73,7 @@ pub struct CatchupArgs {
     output: OutputMode,
 }
 
-/// What the dump says of its tables: the earliest Location each table's chunks were read
-/// at (when later than the start), and each table's columns.
+/// What the dump says of its tables (see [`DumpStart`]): floors and columns.
 #[derive(Default)]
 struct DumpTables {
     floors: std::collections::HashMap<(String, String), BinlogPos>,
@@ -122,47 +120,14 @@ async fn start_of(a: &CatchupArgs) -> Result<(Start, Option<Vec<String>>, DumpTa
                 .into(),
         );
     };
-    let s3 = a.s3.options();
-    let exit = |e: &ferry_shared::storage::StorageError| e.class().exit_code();
-    let storage = ferry_shared::storage::open(from, &s3)
+    let d = DumpStart::read(from, &a.s3.options())
         .await
-        .map_err(|e| StartError(e.to_string(), exit(&e)))?;
-    let data = storage.read(MANIFEST_NAME).await.map_err(|e| {
-        StartError(
-            format!("{e} (catch-up starts from a ferry dump's manifest, or give --start-position)"),
-            exit(&e),
-        )
-    })?;
-    let m =
-        Manifest::from_json(&storage.describe(MANIFEST_NAME), &data).map_err(|e| e.to_string())?;
-    let (earliest, _) = m.location_bounds().ok_or_else(|| {
-        format!(
-            "{}: the dump has no binlog Location (the source had no binary log)",
-            storage.describe(MANIFEST_NAME)
-        )
-    })?;
-    let schemas = m.databases.iter().map(|d| d.name.clone()).collect();
-    let mut tables = DumpTables::default();
-    for t in &m.tables {
-        tables.columns.insert(
-            (t.database.clone(), t.name.clone()),
-            t.columns.iter().map(|c| c.name.clone()).collect(),
-        );
-        let lowest = t
-            .chunks
-            .iter()
-            .filter_map(|c| c.location.and_then(|i| m.locations.get(i)))
-            .map(|l| l.location.pos.clone())
-            .reduce(|a, b| if b < a { b } else { a });
-        if let Some(p) = lowest {
-            if p > earliest.pos {
-                tables
-                    .floors
-                    .insert((t.database.clone(), t.name.clone()), p);
-            }
-        }
-    }
-    Ok((Start::Position(earliest.pos.clone()), Some(schemas), tables))
+        .map_err(|e| StartError(e.to_string(), e.class.exit_code()))?;
+    let tables = DumpTables {
+        floors: d.table_floors,
+        columns: d.dump_columns,
+    };
+    Ok((Start::Position(d.start), Some(d.schemas), tables))
 }
 
 /// A channel that turns true at the first SIGINT or SIGTERM: catch-up then stops after
@@ -195,7 +160,7 @@ fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
 }
 
 fn stable_hash(s: &str) -> u64 {
-    ferry_catchup::parallel::stable_hash(&[s.as_bytes()])
+    ferry_catchup::route::stable_hash(&[s.as_bytes()])
 }
 
 /// A server id in 1e9..4e9 from the task id, so tasks do not collide by default.

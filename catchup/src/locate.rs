@@ -46,7 +46,7 @@ use ferry_shared::failure::{Class, Failure};
 use ferry_shared::location::{BinlogPos, Flavor, GtidSet, MariadbGtid, PositionParseError};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_async::{Conn, Opts};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
@@ -516,16 +516,10 @@ impl FileStreams {
         delivered: &mut bool,
     ) -> Result<(), LocateError> {
         let what = || format!("reading binlog file {file} as replica {}", self.server_id);
-        let mut conn = Conn::new(self.opts.clone()).await.map_err(server(what()))?;
-        // MariaDB: real GTID events instead of fake ones (ignored by MySQL).
-        conn.query_drop("SET @mariadb_slave_capability = 4")
+        let conn = Conn::new(self.opts.clone()).await.map_err(server(what()))?;
+        let mut stream = crate::source::open(conn, self.server_id, file, 4, true, false)
             .await
             .map_err(server(what()))?;
-        let req = BinlogStreamRequest::new(self.server_id)
-            .with_filename(file.as_bytes())
-            .with_pos(4u64)
-            .with_non_blocking();
-        let mut stream = conn.get_binlog_stream(req).await.map_err(server(what()))?;
         let mut decoder = Decoder::new();
         let mut in_file = false;
         while let Some(ev) = stream.next().await {

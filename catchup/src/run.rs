@@ -1,29 +1,29 @@
-//! The catch-up loop: stream the source's binlog from a start position and apply each
-//! transaction to the target together with its checkpoint.
+//! The catch-up loop's wiring: stream the source's binlog from the checkpoints (or the start)
+//! and execute what the [`Coordinator`] decides for each change, on the workers of a
+//! [`Pool`]; after a lost connection, resume from the checkpoints with backoff.
 //!
-//! Invariants: each worker's checkpoint (`ferry_meta.catchup_checkpoint_v2`) is written in the
-//! same target transaction as the rows it covers (see [`crate::parallel`]), so after a crash the target holds exactly the
-//! changes up to the checkpoint; changes replayed from there are applied in safe mode
-//! (REPLACE / DELETE by key), so they converge instead of doubling. DDL runs as a barrier,
-//! followed by its own checkpoint.
+//! The rules that keep catch-up exact are in the modules that keep them:
+//! [`crate::coordinator`] (groups, idle commit, barriers, resume-skip, floors, `--until`),
+//! [`crate::checkpoint`] (what a checkpoint covers and how a run resumes), [`crate::route`]
+//! (causality), [`crate::pool`] (batching, bounded memory), [`crate::ddl`] (the barrier),
+//! [`crate::schema_tracker`] and [`crate::precheck`].
 
-use crate::apply::{self, TargetTable};
-use crate::decode::Change;
-use crate::parallel::{self, Checkpoint, Msg};
-use crate::rows::{RowsEvent, RowsKind};
+use crate::checkpoint::{self, CHECKPOINT_DDL};
+use crate::coordinator::{Action, CommitReason, Coordinator, Rules};
+pub use crate::error::CatchupError;
+use crate::error::{db_err, located};
+use crate::pool::{Pool, SESSION_SETUP};
+use crate::progress::{Counts, Reporter};
+use crate::schema_tracker::{self, SchemaTracker};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
-use ferry_shared::failure::{Class, Classify, Failure};
 use ferry_shared::location::BinlogPos;
-use ferry_shared::progress::ProgressMode;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
 pub struct CatchupConfig {
@@ -84,813 +84,8 @@ pub struct CatchupSummary {
     pub reconnects: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CatchupError {
-    #[error("{0}")]
-    Definite(String),
-    #[error("{0}")]
-    Transient(String),
-    /// A failed operation, classified by the shared policy (what, found, fix).
-    #[error(transparent)]
-    Failed(Failure),
-    #[error(transparent)]
-    Conn(#[from] ferry_shared::conn::ConnError),
-    #[error(transparent)]
-    Source(#[from] source::SourceError),
-}
-
-/// A locate error as a catch-up error, of the same class.
-fn located(e: crate::locate::LocateError) -> CatchupError {
-    let class = e.class();
-    CatchupError::Failed(Failure::new(
-        "locating the start position",
-        e.to_string(),
-        class,
-    ))
-}
-
-impl Classify for CatchupError {
-    /// Worth retrying from the last checkpoint: lost connections, deadlocks, lock waits.
-    fn class(&self) -> Class {
-        match self {
-            CatchupError::Definite(_) => Class::Definite,
-            CatchupError::Transient(_) => Class::Transient,
-            CatchupError::Failed(f) => f.class,
-            CatchupError::Conn(e) => e.class(),
-            CatchupError::Source(s) => match s {
-                source::SourceError::Stream { source, .. } => Failure::mysql("", source).class,
-                source::SourceError::Decode(_) => Class::Definite,
-                source::SourceError::Closed | source::SourceError::Other(_) => Class::Transient,
-            },
-        }
-    }
-}
-
-impl CatchupError {
-    pub fn is_transient(&self) -> bool {
-        self.class() == Class::Transient
-    }
-}
-
-pub(crate) fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
-    move |e| CatchupError::Failed(Failure::mysql(what, &e))
-}
-
 async fn connect(spec: &ConnSpec) -> Result<Conn, CatchupError> {
     Ok(spec.connect().await?)
-}
-
-/// Checks the source can be replicated from `start` and logs a report, one line a check:
-/// binlog on, ROW format, FULL images, a server id of our own, replication privileges, and
-/// the start file still present. Every failed check is named in the error.
-pub async fn precheck(
-    src: &mut Conn,
-    start: &BinlogPos,
-    server_id: u32,
-) -> Result<(), CatchupError> {
-    let mut problems: Vec<String> = Vec::new();
-    let mut check = |name: &str, value: String, ok: bool, fix: &str| {
-        if ok {
-            tracing::info!("precheck: {name} {value}: ok");
-        } else {
-            tracing::error!("precheck: {name} {value}: {fix}");
-            problems.push(format!("{name} is {value}: {fix}"));
-        }
-    };
-    let (log_bin, format, image, own): (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<u32>,
-    ) = src
-        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id")
-        .await
-        .map_err(db_err("reading the source's binlog settings"))?
-        .unwrap_or((None, None, None, None));
-    let is =
-        |v: &Option<String>, want: &str| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
-    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
-    check(
-        "log_bin",
-        match log_bin.as_deref() {
-            Some("1") => "ON".into(),
-            Some("0") => "OFF".into(),
-            _ => shown(&log_bin),
-        },
-        is(&log_bin, "1") || is(&log_bin, "ON"),
-        "turn the binary log on (log_bin) and restart the source",
-    );
-    check(
-        "binlog_format",
-        shown(&format),
-        is(&format, "ROW"),
-        "SET GLOBAL binlog_format = ROW (and in the option file)",
-    );
-    check(
-        "binlog_row_image",
-        shown(&image),
-        is(&image, "FULL"),
-        "SET GLOBAL binlog_row_image = FULL (and in the option file)",
-    );
-    check(
-        "source server_id",
-        own.map_or("unknown".into(), |o| o.to_string()),
-        own != Some(server_id),
-        &format!("it equals --server-id {server_id}: give catch-up a unique one"),
-    );
-    // Column names in the binlog: without them the schema tracker maps columns.
-    if let Ok(Some(meta)) = src
-        .query_first::<String, _>("SELECT @@binlog_row_metadata")
-        .await
-    {
-        tracing::info!(
-            "precheck: binlog_row_metadata {meta}: {}",
-            if meta.eq_ignore_ascii_case("FULL") {
-                "column names come with the rows"
-            } else {
-                "columns are mapped by the schema tracker (the dump's columns and the DDL since); FULL is more robust"
-            }
-        );
-    }
-    // Privileges: a warning only, as roles and proxies can grant them in ways SHOW GRANTS
-    // does not spell out; the stream itself fails clearly without them.
-    if let Ok(grants) = src.query::<String, _>("SHOW GRANTS").await {
-        let up: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
-        let has = |p: &str| {
-            up.iter()
-                .any(|g| g.contains(p) || g.contains("ALL PRIVILEGES ON *.*"))
-        };
-        if has("REPLICATION SLAVE") || has("REPLICATION REPLICA") {
-            tracing::info!("precheck: replication grants: ok");
-        } else {
-            tracing::warn!("precheck: the source user's grants show no REPLICATION SLAVE; reading the binlog may be refused (GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ...)");
-        }
-    }
-    match src.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await {
-        Ok(logs) => {
-            let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
-            let oldest = names.first().map(String::as_str).unwrap_or("none");
-            check(
-                "start position",
-                start.to_string(),
-                names.contains(&start.file),
-                &format!("its binlog file was purged from the source (oldest available: {oldest}); take a new dump"),
-            );
-        }
-        Err(e) => check(
-            "SHOW BINARY LOGS",
-            "refused".into(),
-            false,
-            &format!("{e} (the user needs BINLOG MONITOR / REPLICATION CLIENT)"),
-        ),
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(CatchupError::Definite(format!(
-            "precheck failed: {}",
-            problems.join("; ")
-        )))
-    }
-}
-
-/// Errors that mean a replayed DDL statement is already in effect: database/table exists or
-/// not, duplicate column/key, column/key to drop missing.
-const ALREADY_APPLIED: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146];
-
-/// At most this many source transactions, or this long, per target commit.
-const GROUP_MAX: u32 = 2000;
-const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// One row per task and worker: where that worker's committed changes end.
-const CHECKPOINT_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v2` (
-    task_id VARCHAR(64) NOT NULL,
-    worker INT NOT NULL,
-    workers INT NOT NULL,
-    file VARCHAR(512) NOT NULL,
-    pos BIGINT NOT NULL,
-    gtid VARCHAR(2048) NULL,
-    updated_at DATETIME(6) NOT NULL,
-    PRIMARY KEY (task_id, worker)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-
-/// The schema tracker's state: per task and table, the source's columns after the last DDL
-/// (one name a line), written with the DDL's checkpoint.
-const SCHEMA_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_schema_v1` (
-    task_id VARCHAR(64) NOT NULL,
-    db VARCHAR(64) NOT NULL,
-    tbl VARCHAR(64) NOT NULL,
-    columns LONGTEXT NOT NULL,
-    PRIMARY KEY (task_id, db, tbl)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-
-/// Does a statement run without a default schema name `schema` in a qualified identifier?
-fn names_schema(sql: &str, schema: &str) -> bool {
-    let quoted = format!("{}.", ferry_shared::ident::quote_ident(schema));
-    sql.contains(&quoted)
-        || sql.match_indices(&format!("{schema}.")).any(|(i, _)| {
-            i == 0
-                || !sql.as_bytes()[i - 1].is_ascii_alphanumeric() && sql.as_bytes()[i - 1] != b'_'
-        })
-}
-
-/// Account and privilege statements (`GRANT`, `CREATE USER`, ...): the target's accounts
-/// are the operator's, not replicated.
-fn is_account_statement(upper: &str) -> bool {
-    let s = upper.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    [
-        "GRANT ",
-        "REVOKE ",
-        "CREATE USER",
-        "DROP USER",
-        "ALTER USER",
-        "RENAME USER",
-        "SET PASSWORD",
-        "CREATE ROLE",
-        "DROP ROLE",
-        "SET DEFAULT ROLE",
-        "FLUSH ",
-    ]
-    .iter()
-    .any(|p| s.starts_with(p))
-}
-
-/// A binlog file name from a ROTATE event, without the bytes some servers append to the
-/// artificial ones (their checksum, mysql_async issue 189): the name is cut to the current
-/// file's shape, `base.` and as many digits as its sequence number has (a sequence that
-/// outgrows its width would need a restart from `--start-position`).
-fn clean_file_name(raw: &str, current: &str) -> String {
-    let plain: String = raw
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .collect();
-    if let Some((base, seq)) = current.rsplit_once('.') {
-        let prefix = format!("{base}.");
-        if let Some(rest) = plain.strip_prefix(&prefix) {
-            let digits: String = rest
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .take(seq.len().max(1))
-                .collect();
-            if !digits.is_empty() {
-                return format!("{prefix}{digits}");
-            }
-        }
-    }
-    plain
-}
-
-/// How the coordinator writes to one target table.
-struct Table {
-    target: TargetTable,
-    /// `target.qualified` and the key's column list (`apply::key_columns`), shared by every
-    /// change staged for the table.
-    name: Arc<str>,
-    key_cols: Arc<str>,
-    /// Route every change of the table to one worker (no primary key, or other unique keys
-    /// whose collisions REPLACE would resolve differently out of order).
-    serial: bool,
-}
-
-struct Applier {
-    /// Shared, so that each rows event takes the table without copying its column lists.
-    tables: HashMap<(String, String), Arc<Table>>,
-    /// The schema tracker: each table's source columns (from the dump, then kept up to date
-    /// through the DDL in the stream, persisted with the checkpoint), for binlogs without
-    /// column names (binlog_row_metadata=NO_LOG/MINIMAL).
-    source_cols: HashMap<(String, String), Vec<String>>,
-    /// Target columns that the source does not have (added on the target by the operator).
-    extras: HashMap<(String, String), Vec<String>>,
-}
-
-/// The target's column names of a table (empty: no such table).
-async fn target_columns(
-    tgt: &mut Conn,
-    db: &str,
-    table: &str,
-) -> Result<Vec<String>, CatchupError> {
-    tgt.exec(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        (db, table),
-    )
-    .await
-    .map_err(db_err("reading the target's columns"))
-}
-
-fn without(cols: Vec<String>, drop: &[String]) -> Vec<String> {
-    cols.into_iter()
-        .filter(|c| !drop.iter().any(|d| d.eq_ignore_ascii_case(c)))
-        .collect()
-}
-
-impl Applier {
-    /// Target columns the tracked source table lacks (computed once per table).
-    async fn extras_of(
-        &mut self,
-        tgt: &mut Conn,
-        key: &(String, String),
-    ) -> Result<Vec<String>, CatchupError> {
-        if let Some(e) = self.extras.get(key) {
-            return Ok(e.clone());
-        }
-        let Some(src) = self.source_cols.get(key) else {
-            return Ok(Vec::new());
-        };
-        let on_target = target_columns(tgt, &key.0, &key.1).await?;
-        let extra = without(on_target, src);
-        self.extras.insert(key.clone(), extra.clone());
-        Ok(extra)
-    }
-
-    /// Tracked tables a DDL statement may change (it names them).
-    fn touched_by(&self, upper_sql: &str) -> Vec<(String, String)> {
-        self.source_cols
-            .keys()
-            .filter(|(_, t)| upper_sql.contains(&t.to_ascii_uppercase()))
-            .cloned()
-            .collect()
-    }
-
-    /// After a DDL: the touched tables' source columns are the target's less its extras;
-    /// a table gone from the target is no longer tracked. Returns the statements that persist
-    /// the new state.
-    async fn track_ddl(
-        &mut self,
-        tgt: &mut Conn,
-        task: &str,
-        touched: &[(String, String)],
-        persist: &mut String,
-    ) -> Result<(), CatchupError> {
-        for key in touched {
-            let extra = self.extras.get(key).cloned().unwrap_or_default();
-            let now = target_columns(tgt, &key.0, &key.1).await?;
-            let q = ferry_shared::ident::quote_str;
-            if now.is_empty() {
-                self.source_cols.remove(key);
-                self.extras.remove(key);
-                let _ = write!(
-                    persist,
-                    "DELETE FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = {} AND db = {} AND tbl = {};",
-                    q(task),
-                    q(&key.0),
-                    q(&key.1)
-                );
-            } else {
-                let cols = without(now, &extra);
-                let _ = write!(
-                    persist,
-                    "REPLACE INTO `ferry_meta`.`catchup_schema_v1` (task_id, db, tbl, columns) VALUES ({}, {}, {}, {});",
-                    q(task),
-                    q(&key.0),
-                    q(&key.1),
-                    q(&cols.join("\n"))
-                );
-                self.source_cols.insert(key.clone(), cols);
-            }
-        }
-        Ok(())
-    }
-
-    async fn table(
-        &mut self,
-        tgt: &mut Conn,
-        tm: &crate::rows::TableMap,
-    ) -> Result<Arc<Table>, CatchupError> {
-        let k = (tm.db.clone(), tm.table.clone());
-        if let Some(t) = self.tables.get(&k) {
-            if t.target.columns.len() == tm.columns.len() {
-                return Ok(t.clone());
-            }
-        }
-        let described: Vec<(String, String, String, Option<u64>, String)> = tgt
-            .exec(
-                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's columns"))?;
-        let target_cols: Vec<String> = described.iter().map(|(c, ..)| c.clone()).collect();
-        if target_cols.is_empty() {
-            return Err(CatchupError::Definite(format!(
-                "`{}`.`{}` changed on the source but does not exist on the target: load the dump first",
-                tm.db, tm.table
-            )));
-        }
-        let tracked = self
-            .source_cols
-            .get(&k)
-            .filter(|c| c.len() == tm.columns.len())
-            .cloned();
-        let columns: Vec<String> = match tm.columns.iter().map(|c| c.name.clone()).collect::<Option<Vec<_>>>() {
-            Some(names) => names,
-            None if tracked.is_some() => tracked.unwrap_or_default(),
-            None if target_cols.len() >= tm.columns.len() => target_cols[..tm.columns.len()].to_vec(),
-            None => {
-                return Err(CatchupError::Definite(format!(
-                    "`{}`.`{}`: the binlog has no column names (binlog_row_metadata=FULL) and the target has fewer columns",
-                    tm.db, tm.table
-                )))
-            }
-        };
-        let unique: Vec<(String, String)> = tgt
-            .exec(
-                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's keys"))?;
-        let pk: Vec<&String> = unique
-            .iter()
-            .filter(|(i, _)| i == "PRIMARY")
-            .map(|(_, c)| c)
-            .collect();
-        let key: Vec<usize> = pk
-            .iter()
-            .filter_map(|p| columns.iter().position(|c| c.eq_ignore_ascii_case(p)))
-            .collect();
-        let key = if !pk.is_empty() && key.len() == pk.len() {
-            key
-        } else {
-            Vec::new()
-        };
-        // VIRTUAL/STORED (MySQL) and PERSISTENT (MariaDB) generated columns.
-        let described_of = |c: &String| described.iter().find(|(n, ..)| n.eq_ignore_ascii_case(c));
-        let generated = columns
-            .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(_, extra, ..)| extra.to_ascii_uppercase().contains("GENERATED"))
-            })
-            .collect();
-        let fixed_binary = columns
-            .iter()
-            .map(|c| match described_of(c) {
-                Some((_, _, ty, len, _)) => match ty.to_ascii_lowercase().as_str() {
-                    "inet6" | "uuid" => 16,
-                    "binary" => len.unwrap_or(0) as usize,
-                    _ => 0,
-                },
-                None => 0,
-            })
-            .collect();
-        let unsigned = columns
-            .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(.., full)| full.to_ascii_lowercase().contains("unsigned"))
-            })
-            .collect();
-        let target = TargetTable {
-            qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
-            columns,
-            key,
-            generated,
-            fixed_binary,
-            unsigned,
-        };
-        let t = Arc::new(Table {
-            serial: target.key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
-            name: target.qualified.as_str().into(),
-            key_cols: if target.key.is_empty() {
-                "".into()
-            } else {
-                apply::key_columns(&target).into()
-            },
-            target,
-        });
-        self.tables.insert(k, t.clone());
-        Ok(t)
-    }
-}
-
-/// The worker a row image's changes go to.
-fn route(t: &Table, key: Option<&str>, workers: usize) -> usize {
-    let name = t.target.qualified.as_bytes();
-    if workers <= 1 {
-        return 0;
-    }
-    match key {
-        Some(k) if !t.serial => {
-            parallel::worker_of(parallel::stable_hash(&[name, k.as_bytes()]), workers)
-        }
-        // Serial tables, and rows without a key value to route by: the table's own worker
-        // keeps them in order.
-        _ => parallel::worker_of(parallel::stable_hash(&[name]), workers),
-    }
-}
-
-/// The coordinator's side of the workers: per-worker statement buffers and what to skip.
-struct Pool {
-    senders: Vec<mpsc::Sender<Msg>>,
-    handles: Vec<tokio::task::JoinHandle<Result<(), CatchupError>>>,
-    /// Per worker: statements ready to send (`;`-terminated).
-    bufs: Vec<String>,
-    /// Per worker, per table: whole-row changes of keyed tables, compacted by key.
-    batches: Vec<HashMap<Arc<str>, Batch>>,
-    /// Per worker: changes of the current source transaction, merged at its end (or when it
-    /// grows past [`parallel::FLUSH_BYTES`]).
-    stage: Vec<Vec<Staged>>,
-    /// Per worker: bytes in `bufs`, `batches` and `stage`.
-    pending: Vec<usize>,
-    /// Changes of the current source transaction already sent (not just buffered).
-    sent_in_txn: Vec<bool>,
-    /// Changes applied (buffered or sent) since the worker's last commit.
-    dirty: Vec<bool>,
-    last_commit: Vec<Instant>,
-    /// Worker k already committed every transaction starting before `done[k]`.
-    done: Vec<BinlogPos>,
-    /// For the current source transaction: which workers skip it, and where it started.
-    skip: Vec<bool>,
-    txn_at: BinlogPos,
-}
-
-/// A change waiting for the end of its source transaction.
-enum Staged {
-    /// Statements of a table that is applied in order (`;`-terminated).
-    Stmts { table: Arc<str>, sql: String },
-    /// The final state of a keyed row: its values, or deleted.
-    Row {
-        table: Arc<str>,
-        key_cols: Arc<str>,
-        key: String,
-        row: Option<(String, String)>,
-    },
-}
-
-/// One table's whole-row changes on one worker, by key: only the last change of each key
-/// counts (safe mode: REPLACE of the final row, or DELETE), so a group's changes collapse to
-/// one multi-row DELETE and one multi-row REPLACE. Keys are disjoint between the two, so the
-/// order does not matter.
-struct Batch {
-    key_cols: Arc<str>,
-    insert_cols: String,
-    rows: HashMap<String, Option<String>>,
-}
-
-/// At most this many rows or bytes per generated statement.
-const BATCH_ROWS: usize = 2000;
-const BATCH_BYTES: usize = 1 << 20;
-
-impl Batch {
-    /// Appends the batch's statements to `out`.
-    fn emit(self, table: &str, out: &mut String) {
-        let mut deletes: Vec<String> = Vec::new();
-        let mut replaces: Vec<String> = Vec::new();
-        for (k, v) in self.rows {
-            match v {
-                None => deletes.push(k),
-                Some(v) => replaces.push(v),
-            }
-        }
-        for chunk in deletes.chunks(BATCH_ROWS) {
-            let _ = write!(
-                out,
-                "DELETE FROM {table} WHERE {} IN ({});",
-                self.key_cols,
-                chunk.join(",")
-            );
-        }
-        let head = format!("REPLACE INTO {table} ({}) VALUES ", self.insert_cols);
-        let mut stmt = String::new();
-        let mut n = 0;
-        for v in replaces {
-            if n >= BATCH_ROWS || stmt.len() + v.len() > BATCH_BYTES && n > 0 {
-                out.push_str(&stmt);
-                out.push(';');
-                stmt.clear();
-                n = 0;
-            }
-            if n == 0 {
-                stmt.push_str(&head);
-            } else {
-                stmt.push(',');
-            }
-            stmt.push_str(&v);
-            n += 1;
-        }
-        if n > 0 {
-            out.push_str(&stmt);
-            out.push(';');
-        }
-    }
-}
-
-impl Pool {
-    fn new(workers: usize, done: Vec<BinlogPos>) -> Self {
-        Pool {
-            senders: Vec::new(),
-            handles: Vec::new(),
-            bufs: vec![String::new(); workers],
-            batches: (0..workers).map(|_| HashMap::new()).collect(),
-            stage: (0..workers).map(|_| Vec::new()).collect(),
-            pending: vec![0; workers],
-            sent_in_txn: vec![false; workers],
-            dirty: vec![false; workers],
-            last_commit: vec![Instant::now(); workers],
-            done,
-            skip: vec![false; workers],
-            txn_at: BinlogPos::new(String::new(), 4),
-        }
-    }
-
-    fn n(&self) -> usize {
-        self.senders.len()
-    }
-
-    async fn send(&mut self, k: usize, m: Msg) -> Result<(), CatchupError> {
-        if self.senders[k].send(m).await.is_ok() {
-            return Ok(());
-        }
-        Err(self.failure().await)
-    }
-
-    /// The error of a worker that stopped.
-    async fn failure(&mut self) -> CatchupError {
-        self.senders.clear();
-        for h in self.handles.drain(..) {
-            match h.await {
-                Ok(Err(e)) => return e,
-                Err(e) => return CatchupError::Transient(format!("apply worker: {e}")),
-                Ok(Ok(())) => {}
-            }
-        }
-        CatchupError::Transient("an apply worker stopped".into())
-    }
-
-    /// A source transaction starts at `at`.
-    fn txn_start(&mut self, at: &BinlogPos) {
-        self.txn_at = at.clone();
-        for k in 0..self.n() {
-            self.sent_in_txn[k] = false;
-            self.skip[k] = at.partial_cmp(&self.done[k]) == Some(std::cmp::Ordering::Less);
-        }
-    }
-
-    /// Stages a change of the current source transaction for worker `k`.
-    async fn stage(&mut self, k: usize, s: Staged) -> Result<(), CatchupError> {
-        if self.skip[k] {
-            return Ok(());
-        }
-        self.pending[k] += match &s {
-            Staged::Stmts { sql, .. } => sql.len(),
-            Staged::Row { key, row, .. } => key.len() + row.as_ref().map_or(0, |r| r.1.len()),
-        };
-        self.stage[k].push(s);
-        self.dirty[k] = true;
-        if self.pending[k] >= parallel::FLUSH_BYTES {
-            // A large source transaction: its changes go out before it ends.
-            self.merge(k);
-            self.flush(k).await?;
-            self.sent_in_txn[k] = true;
-        }
-        Ok(())
-    }
-
-    /// Moves worker `k`'s staged changes into its batches and buffer, in order.
-    fn merge(&mut self, k: usize) {
-        for s in std::mem::take(&mut self.stage[k]) {
-            match s {
-                Staged::Stmts { table, sql } => {
-                    // Ordered statements of a table come after its batched changes.
-                    if let Some(b) = self.batches[k].remove(&table) {
-                        b.emit(&table, &mut self.bufs[k]);
-                    }
-                    self.bufs[k].push_str(&sql);
-                }
-                Staged::Row {
-                    table,
-                    key_cols,
-                    key,
-                    row,
-                } => {
-                    let cols = row.as_ref().map(|r| r.0.as_str());
-                    let fits = self.batches[k].get(&table).is_some_and(|b| {
-                        b.key_cols == key_cols
-                            && cols.is_none_or(|c| b.insert_cols.is_empty() || b.insert_cols == c)
-                    });
-                    if !fits {
-                        if let Some(b) = self.batches[k].remove(&table) {
-                            b.emit(&table, &mut self.bufs[k]);
-                        }
-                    }
-                    let b = self.batches[k].entry(table).or_insert_with(|| Batch {
-                        key_cols,
-                        insert_cols: String::new(),
-                        rows: HashMap::new(),
-                    });
-                    if let Some((c, _)) = &row {
-                        if b.insert_cols.is_empty() {
-                            b.insert_cols = c.clone();
-                        }
-                    }
-                    b.rows.insert(key, row.map(|r| r.1));
-                }
-            }
-        }
-    }
-
-    /// The current source transaction ended: its changes join the group.
-    async fn txn_end(&mut self) -> Result<(), CatchupError> {
-        for k in 0..self.n() {
-            self.merge(k);
-            if self.pending[k] >= parallel::FLUSH_BYTES {
-                self.flush(k).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends worker `k` everything merged so far (into its open transaction).
-    async fn flush(&mut self, k: usize) -> Result<(), CatchupError> {
-        for (table, b) in std::mem::take(&mut self.batches[k]) {
-            b.emit(&table, &mut self.bufs[k]);
-        }
-        self.pending[k] = 0;
-        if !self.bufs[k].is_empty() {
-            let b = std::mem::take(&mut self.bufs[k]);
-            self.send(k, Msg::Stmts(b)).await?;
-        }
-        Ok(())
-    }
-
-    /// Commits every worker with changes (and idle ones now and then, so their checkpoints
-    /// keep up) with the checkpoint `c`.
-    async fn commit(&mut self, c: &Checkpoint, all: bool) -> Result<(), CatchupError> {
-        for k in 0..self.n() {
-            self.flush(k).await?;
-            if self.dirty[k] || all || self.last_commit[k].elapsed() >= IDLE_CHECKPOINT {
-                self.send(k, Msg::Commit(c.clone())).await?;
-                self.dirty[k] = false;
-                self.last_commit[k] = Instant::now();
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops the current, unfinished source transaction: its staged changes are dropped;
-    /// workers that already ran some of it roll back (their checkpoints stay where they
-    /// were, so the transactions they lose are applied again after a restart).
-    async fn discard_txn(&mut self) -> Result<(), CatchupError> {
-        for k in 0..self.n() {
-            self.stage[k].clear();
-            if self.sent_in_txn[k] {
-                self.bufs[k].clear();
-                self.batches[k].clear();
-                self.send(k, Msg::Rollback).await?;
-                self.dirty[k] = false;
-            }
-            self.pending[k] = self.bufs[k].len();
-        }
-        Ok(())
-    }
-
-    /// Waits until every worker ran everything sent so far.
-    async fn sync(&mut self) -> Result<(), CatchupError> {
-        let mut waits = Vec::new();
-        for k in 0..self.n() {
-            let (tx, rx) = oneshot::channel();
-            self.send(k, Msg::Sync(tx)).await?;
-            waits.push(rx);
-        }
-        for w in waits {
-            if w.await.is_err() {
-                return Err(self.failure().await);
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<(), CatchupError> {
-        self.senders.clear();
-        for h in self.handles.drain(..) {
-            match h.await {
-                Ok(r) => r?,
-                Err(e) => return Err(CatchupError::Transient(format!("apply worker: {e}"))),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Idle workers commit their checkpoint at least this often.
-const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Reads the task's worker checkpoints: (worker, workers, position).
-async fn read_checkpoints(
-    tgt: &mut Conn,
-    task: &str,
-) -> Result<Vec<(usize, usize, Checkpoint)>, CatchupError> {
-    let rows: Vec<(u32, u32, String, u64, Option<String>)> = tgt
-        .exec(
-            "SELECT worker, workers, file, pos, gtid FROM `ferry_meta`.`catchup_checkpoint_v2` WHERE task_id = ? ORDER BY worker",
-            (task,),
-        )
-        .await
-        .map_err(db_err("reading the checkpoint"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(w, n, file, pos, gtid)| (w as usize, n as usize, Checkpoint { file, pos, gtid }))
-        .collect())
 }
 
 /// Counters kept across reconnects.
@@ -913,23 +108,7 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut totals = Totals::default();
     let mut delay = std::time::Duration::from_secs(1);
     let mut failing_since: Option<Instant> = None;
-    let bar = match cfg.progress {
-        ProgressMode::Bars => true,
-        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ProgressMode::Log | ProgressMode::Off => false,
-    }
-    .then(|| {
-        let b = indicatif::ProgressBar::with_draw_target(
-            None,
-            indicatif::ProgressDrawTarget::stderr_with_hz(4),
-        );
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} catchup [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        b.enable_steady_tick(std::time::Duration::from_millis(250));
-        b
-    });
+    let bar = crate::progress::bar(cfg.progress);
     let r = loop {
         let before = totals.transactions + totals.ddl;
         match run_once(&cfg, &mut totals, bar.as_ref()).await {
@@ -976,18 +155,6 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     })
 }
 
-/// Has `--until` (other than caught-up) been reached before the transaction starting at `pos`?
-fn until_reached(cfg: &CatchupConfig, pos: &BinlogPos, last_gtid: Option<&str>, ts: u32) -> bool {
-    let hit = cfg
-        .until
-        .as_ref()
-        .is_some_and(|u| u.reached(&pos.file, pos.pos, last_gtid, ts));
-    if hit {
-        tracing::info!(position = %pos, "--until reached");
-    }
-    hit
-}
-
 fn stop_requested(cfg: &CatchupConfig) -> bool {
     cfg.stop.as_ref().is_some_and(|s| *s.borrow())
 }
@@ -1004,126 +171,61 @@ async fn wait_stop(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-async fn run_once(
+/// The target's `ferry_meta` tables, and where this attempt starts: per worker, the position
+/// before which it committed everything, and the last GTID.
+async fn start_point(
     cfg: &CatchupConfig,
-    totals: &mut Totals,
-    bar: Option<&indicatif::ProgressBar>,
-) -> Result<(), CatchupError> {
-    let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
-    let mut tgt = connect(&cfg.target).await?;
+    tgt: &mut Conn,
+    src: &mut Conn,
+) -> Result<checkpoint::Resume, CatchupError> {
     tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
         .await
         .map_err(db_err("creating `ferry_meta` on the target"))?;
     tgt.query_drop(CHECKPOINT_DDL)
         .await
         .map_err(db_err("creating the catch-up checkpoint table"))?;
-    tgt.query_drop(SCHEMA_DDL)
+    tgt.query_drop(schema_tracker::SCHEMA_DDL)
         .await
         .map_err(db_err("creating the schema tracker's table"))?;
-    tgt.query_drop(parallel::SESSION_SETUP)
+    tgt.query_drop(SESSION_SETUP)
         .await
         .map_err(db_err("target session setup"))?;
-
     // Worker checkpoints: start at the lowest; each worker skips what it already committed.
-    let saved = read_checkpoints(&mut tgt, &cfg.task_id).await?;
-    let mut src = connect(&cfg.source).await?;
-    let mut workers = cfg.workers.max(1);
-    let mut done: Vec<BinlogPos>;
-    let mut gtid: Option<String> = None;
-    if saved.is_empty() {
-        let first = match &cfg.start {
-            Start::Position(p) => p.clone(),
-            Start::Gtid(set) => {
-                gtid = Some(set.clone());
-                crate::locate::start_for_gtid(&mut src, set, cfg.server_id)
-                    .await
-                    .map_err(located)?
-            }
-            Start::Time(t) => crate::locate::start_for_time(&mut src, *t, cfg.server_id)
+    let saved = checkpoint::read_checkpoints(tgt, &cfg.task_id).await?;
+    if let Some(r) = checkpoint::resume(&saved, cfg.workers) {
+        let position = checkpoint::lowest(&r.done);
+        tracing::info!(%position, workers = r.workers, "resuming from the checkpoint");
+        return Ok(r);
+    }
+    let (first, gtid) = match &cfg.start {
+        Start::Position(p) => (p.clone(), None),
+        Start::Gtid(set) => (
+            crate::locate::start_for_gtid(src, set, cfg.server_id)
                 .await
                 .map_err(located)?,
-        };
-        tracing::info!(position = %first, "start position");
-        done = vec![first; workers];
-    } else {
-        let saved_n = saved[0].1.max(1);
-        let all_equal = saved
-            .iter()
-            .all(|(_, _, c)| c.file == saved[0].2.file && c.pos == saved[0].2.pos);
-        if !all_equal && saved_n != workers {
-            tracing::warn!(
-                saved_n,
-                requested = workers,
-                "the task stopped mid-group with another worker count; keeping {saved_n} workers so that nothing is applied twice"
-            );
-            workers = saved_n;
-        }
-        let (lowest, lowest_gtid) = saved
-            .iter()
-            .map(|(_, _, c)| (BinlogPos::new(c.file.clone(), c.pos), c.gtid.clone()))
-            .reduce(|a, b| if b.0 < a.0 { b } else { a })
-            .unwrap_or_else(|| (BinlogPos::new(String::new(), 4), None));
-        gtid = lowest_gtid;
-        done = vec![lowest.clone(); workers];
-        if !all_equal {
-            for (k, _, c) in &saved {
-                if *k < workers {
-                    done[*k] = BinlogPos::new(c.file.clone(), c.pos);
-                }
-            }
-        }
-        tracing::info!(position = %lowest, workers, "resuming from the checkpoint");
-    }
-    totals.workers = workers;
-    let start = done
-        .iter()
-        .cloned()
-        .reduce(|a, b| if b < a { b } else { a })
-        .unwrap_or_else(|| BinlogPos::new(String::new(), 4));
-    if let Some(u) = &cfg.until {
-        let flavor = crate::locate::flavor(&mut src).await.map_err(located)?;
-        u.check_start(&start, flavor).map_err(located)?;
-    }
-    if totals.started_at.is_none() {
-        totals.started_at = Some(start.to_string());
-    }
-    totals.stopped_at = start.to_string();
-
-    precheck(&mut src, &start, cfg.server_id).await?;
-    tracing::info!(start = %start, workers, "precheck passed; streaming");
-
-    let mut pool = Pool::new(workers, done);
-    for k in 0..workers {
-        let mut c = connect(&cfg.target).await?;
-        c.query_drop(parallel::SESSION_SETUP)
-            .await
-            .map_err(db_err("target session setup"))?;
-        // A few messages of up to FLUSH_BYTES each: memory stays bounded per worker.
-        let (tx, rx) = mpsc::channel(4);
-        pool.senders.push(tx);
-        pool.handles.push(tokio::spawn(parallel::worker(
-            c,
-            cfg.task_id.clone(),
-            k,
-            workers,
-            rx,
-        )));
-    }
-
-    let stream_conn = connect(&cfg.source).await?;
-    // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
-    // A few batches in flight: decoded row images take a few times their binlog size, so a
-    // long queue would hold hundreds of MiB while the target is the slow side.
-    let (tx, mut rx) = mpsc::channel::<Vec<source::Positioned>>(4);
-    let mut queue = std::collections::VecDeque::new();
-    let stream_start = StreamStart {
-        file: start.file.clone(),
-        pos: start.pos,
-        server_id: cfg.server_id,
-        non_blocking: caught_up,
+            Some(set.clone()),
+        ),
+        Start::Time(t) => (
+            crate::locate::start_for_time(src, *t, cfg.server_id)
+                .await
+                .map_err(located)?,
+            None,
+        ),
     };
+    tracing::info!(position = %first, "start position");
+    Ok(checkpoint::Resume::fresh(first, gtid, cfg.workers))
+}
+
+/// The binlog reader: streams from `start` into `tx`, reconnecting while the source still
+/// holds a killed run's replica connection under our server id.
+fn spawn_reader(
+    cfg: &CatchupConfig,
+    stream_conn: Conn,
+    stream_start: StreamStart,
+    tx: mpsc::Sender<Vec<source::Positioned>>,
+) -> tokio::task::JoinHandle<Result<(), source::SourceError>> {
     let source_spec = cfg.source.clone();
-    let reader = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut conn = Some(stream_conn);
         let mut tries = 0;
         loop {
@@ -1159,398 +261,184 @@ async fn run_once(
                 r => return r,
             }
         }
-    });
-    // Ends the reader (and its replica connection) on every way out of this attempt.
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
+    })
+}
+
+/// Ends the reader (and its replica connection) on every way out of an attempt.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What one attempt works with.
+struct Attempt<'a> {
+    cfg: &'a CatchupConfig,
+    tgt: Conn,
+    src: Conn,
+    pool: Pool,
+    tracker: SchemaTracker,
+    coordinator: Coordinator,
+    totals: &'a mut Totals,
+}
+
+impl Attempt<'_> {
+    /// Executes the coordinator's actions; returns true at `Stop`.
+    async fn execute(&mut self, actions: &mut Vec<Action>) -> Result<bool, CatchupError> {
+        let mut stop = false;
+        for a in actions.drain(..) {
+            match a {
+                Action::Begin { skip } => self.pool.txn_start(&skip),
+                Action::Rows { table, event } => {
+                    let t = self.tracker.table(&mut self.tgt, &table).await?;
+                    self.totals.rows +=
+                        crate::route::stage_event(&mut self.pool, &t, &table, event).await?;
+                }
+                Action::End => {
+                    self.pool.txn_end().await?;
+                    self.totals.transactions += 1;
+                }
+                Action::Commit {
+                    at,
+                    all,
+                    reason: CommitReason::CutOff,
+                } => {
+                    self.pool.commit(&at, all).await.ok();
+                }
+                Action::Commit { at, all, .. } => {
+                    self.pool.commit(&at, all).await?;
+                    self.totals.stopped_at = at.pos.to_string();
+                }
+                Action::Ddl(d) => {
+                    let task = &self.cfg.task_id;
+                    crate::ddl::apply(&mut self.tgt, &mut self.pool, &mut self.tracker, task, &d)
+                        .await?;
+                    self.totals.ddl += 1;
+                }
+                Action::Discard => self.pool.discard_txn().await?,
+                Action::Stop => stop = true,
+            }
+        }
+        Ok(stop)
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            transactions: self.totals.transactions,
+            rows: self.totals.rows,
         }
     }
+}
+
+async fn run_once(
+    cfg: &CatchupConfig,
+    totals: &mut Totals,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(), CatchupError> {
+    let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
+    let mut tgt = connect(&cfg.target).await?;
+    let mut src = connect(&cfg.source).await?;
+    let resume = start_point(cfg, &mut tgt, &mut src).await?;
+    let (done, gtid) = (resume.done, resume.gtid);
+    let workers = done.len();
+    totals.workers = workers;
+    let start = checkpoint::lowest(&done);
+    if let Some(u) = &cfg.until {
+        let flavor = crate::locate::flavor(&mut src).await.map_err(located)?;
+        u.check_start(&start, flavor).map_err(located)?;
+    }
+    if totals.started_at.is_none() {
+        totals.started_at = Some(start.to_string());
+    }
+    totals.stopped_at = start.to_string();
+
+    crate::precheck::precheck(&mut src, &start, cfg.server_id).await?;
+    tracing::info!(start = %start, workers, "precheck passed; streaming");
+    tgt.query_drop(checkpoint::rows_sql(&cfg.task_id, &resume.rows))
+        .await
+        .map_err(db_err("writing the checkpoint"))?;
+
+    let mut conns = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut c = connect(&cfg.target).await?;
+        c.query_drop(SESSION_SETUP)
+            .await
+            .map_err(db_err("target session setup"))?;
+        conns.push(c);
+    }
+    let pool = Pool::spawn(conns, &cfg.task_id);
+
+    let stream_conn = connect(&cfg.source).await?;
+    // Changes arrive in a synchronous callback; apply them from an async loop fed by a channel.
+    // A few batches in flight: decoded row images take a few times their binlog size, so a
+    // long queue would hold hundreds of MiB while the target is the slow side.
+    let (tx, mut rx) = mpsc::channel::<Vec<source::Positioned>>(4);
+    let stream_start = StreamStart {
+        file: start.file.clone(),
+        pos: start.pos,
+        server_id: cfg.server_id,
+        non_blocking: caught_up,
+    };
+    let reader = spawn_reader(cfg, stream_conn, stream_start, tx);
     let _reader_guard = AbortOnDrop(reader.abort_handle());
 
-    let mut applier = Applier {
-        tables: HashMap::new(),
-        source_cols: cfg.dump_columns.clone(),
-        extras: HashMap::new(),
+    let tracker = SchemaTracker::load(&mut tgt, &cfg.task_id, cfg.dump_columns.clone()).await?;
+    let rules = Rules {
+        until: cfg.until.clone(),
+        schemas: cfg.schemas.clone(),
+        table_floors: cfg.table_floors.clone(),
     };
-    let persisted: Vec<(String, String, String)> = tgt
-        .exec(
-            "SELECT db, tbl, columns FROM `ferry_meta`.`catchup_schema_v1` WHERE task_id = ?",
-            (&cfg.task_id,),
-        )
-        .await
-        .map_err(db_err("reading the schema tracker's state"))?;
-    for (db, tbl, cols) in persisted {
-        applier
-            .source_cols
-            .insert((db, tbl), cols.split('\n').map(str::to_string).collect());
-    }
-    let mut pos = start.clone();
-    let mut in_txn = false;
-    let mut grouped = 0u32;
-    let mut group_started = Instant::now();
-    let mut stopping = false;
+    let coordinator = Coordinator::new(rules, done, gtid, Instant::now());
+    let mut at = Attempt {
+        cfg,
+        tgt,
+        src,
+        pool,
+        tracker,
+        coordinator,
+        totals,
+    };
+    let mut queue = std::collections::VecDeque::new();
     let mut stop = cfg.stop.clone();
-    let mut last_report = Instant::now();
-    let mut events = 0u64;
-    let mut reported = (totals.rows, totals.transactions, 0u64);
-    let mut last_event_ts = 0u32;
+    let mut progress = Reporter::new(bar, cfg.progress, at.counts());
+    let mut actions = Vec::new();
     loop {
-        if !stopping && stop.as_ref().is_some_and(|s| *s.borrow()) {
-            stopping = true;
-            tracing::info!("stop requested: finishing the current transaction");
+        if stop.as_ref().is_some_and(|s| *s.borrow()) {
             stop = None;
-            if !in_txn {
+            at.coordinator.request_stop(&mut actions);
+            if at.execute(&mut actions).await? {
                 break;
             }
         }
-        // Whole source transactions waiting for their group commit: committed as soon as the
-        // stream has nothing ready (or they waited long enough), so that what is applied does
-        // not sit in open target transactions while the source is idle or sends only events
-        // of other schemas.
-        if grouped > 0
-            && !in_txn
-            && ((queue.is_empty() && rx.is_empty()) || group_started.elapsed() >= GROUP_TIME)
-        {
-            let ckpt = Checkpoint::at(&pos, &gtid);
-            pool.commit(&ckpt, false).await?;
-            grouped = 0;
-            group_started = Instant::now();
-            totals.stopped_at = pos.to_string();
-        }
+        let nothing_ready = queue.is_empty() && rx.is_empty();
+        at.coordinator
+            .on_tick(nothing_ready, Instant::now(), &mut actions);
+        at.execute(&mut actions).await?;
         let Some(p) = queue.pop_front() else {
             tokio::select! {
                 biased;
-                _ = wait_stop(&mut stop), if !stopping => {}
+                _ = wait_stop(&mut stop), if stop.is_some() => {}
                 b = rx.recv() => match b { Some(b) => queue.extend(b), None => break },
             }
             continue;
         };
-        if p.timestamp > 0 {
-            last_event_ts = p.timestamp;
+        let idle = queue.is_empty() && rx.is_empty();
+        let counts = at.counts();
+        let pos = at.coordinator.pos();
+        if let Some(lag) = progress
+            .event(p.timestamp, &mut at.src, pos, counts, idle)
+            .await
+        {
+            at.totals.lag = lag;
         }
-        events += 1;
-        let every = if bar.is_some() {
-            std::time::Duration::from_secs(1)
-        } else {
-            REPORT_EVERY
-        };
-        if last_report.elapsed() >= every && cfg.progress != ProgressMode::Off {
-            totals.lag = measure_lag(
-                &mut src,
-                &pos.file,
-                pos.pos,
-                last_event_ts,
-                queue.is_empty() && rx.is_empty(),
-            )
-            .await;
-            let secs = last_report.elapsed().as_secs_f64();
-            let rate = |now: u64, then: u64| ((now - then) as f64 / secs) as u64;
-            let bytes_behind = totals
-                .lag
-                .1
-                .map_or("?".to_string(), ferry_shared::progress::human_bytes);
-            match bar {
-                Some(b) => b.set_message(format!(
-                    "at {pos} · {} trx ({}/s) · {} rows ({}/s) · {} events/s · lag {} s, {bytes_behind} behind",
-                    totals.transactions,
-                    rate(totals.transactions, reported.1),
-                    totals.rows,
-                    rate(totals.rows, reported.0),
-                    rate(events, reported.2),
-                    totals.lag.0,
-                )),
-                None => tracing::info!(
-                    position = %pos,
-                    transactions = totals.transactions,
-                    rows = totals.rows,
-                    rows_per_sec = rate(totals.rows, reported.0),
-                    transactions_per_sec = rate(totals.transactions, reported.1),
-                    events_per_sec = rate(events, reported.2),
-                    lag_seconds = totals.lag.0,
-                    bytes_behind = %bytes_behind,
-                    "catchup progress"
-                ),
-            }
-            reported = (totals.rows, totals.transactions, events);
-            last_report = Instant::now();
-        }
-        let mut txn_ended = false;
-        match p.change {
-            // ROTATE: a real one ends a file; the server also sends an artificial one at the
-            // start (naming the file we asked for, sometimes with stray bytes) and whenever
-            // it opens the next file (after a STOP event at a restart, for one). Only a move
-            // to another file changes the position: the artificial one at the start may
-            // carry offset 4 instead of our start offset.
-            Change::Rotate {
-                file: f, pos: at, ..
-            } => {
-                let f = clean_file_name(&f, &pos.file);
-                if !f.is_empty() && f != pos.file {
-                    pos = BinlogPos::new(f, at);
-                }
-            }
-            Change::Gtid(g) => {
-                if !in_txn && until_reached(cfg, &pos, gtid.as_deref(), p.timestamp) {
-                    stopping = true;
-                    break;
-                }
-                gtid = Some(g);
-                if !in_txn {
-                    in_txn = true;
-                    pool.txn_start(&pos);
-                }
-            }
-            Change::Query {
-                db,
-                sql,
-                sql_mode,
-                charset_client,
-            } => {
-                let text = String::from_utf8_lossy(&sql).trim().to_string();
-                let wanted = cfg.schemas.as_ref().is_none_or(|s| {
-                    s.contains(&db) || (db.is_empty() && s.iter().any(|x| names_schema(&text, x)))
-                });
-                let upper = text.to_ascii_uppercase();
-                if upper == "BEGIN" {
-                    if !in_txn && until_reached(cfg, &pos, gtid.as_deref(), p.timestamp) {
-                        stopping = true;
-                        break;
-                    }
-                    if !in_txn {
-                        in_txn = true;
-                        pool.txn_start(&pos);
-                    }
-                } else if upper == "COMMIT" {
-                    if p.end_pos > 0 {
-                        pos.pos = p.end_pos;
-                    }
-                    txn_ended = true;
-                } else if upper.starts_with("SAVEPOINT")
-                    || upper.starts_with("ROLLBACK TO")
-                    || upper.starts_with("RELEASE SAVEPOINT")
-                {
-                    // Savepoints inside a transaction: its row events already say what stayed.
-                } else if !wanted || is_account_statement(&upper) {
-                    tracing::debug!(schema = %db, "statement outside the replicated schemas, or about accounts, skipped");
-                    if p.end_pos > 0 {
-                        pos.pos = p.end_pos;
-                    }
-                    in_txn = false;
-                } else {
-                    // DDL: a barrier. Everything before it is committed on every worker, the
-                    // statement runs in its schema, then every worker's checkpoint moves past it.
-                    let ckpt = Checkpoint::at(&pos, &gtid);
-                    pool.commit(&ckpt, false).await?;
-                    pool.sync().await?;
-                    // The statement's own sql_mode (ANSI_QUOTES changes how it parses) and
-                    // client character set, as the source ran it.
-                    let mut session = match sql_mode {
-                        Some(m) => format!("SET SESSION sql_mode = {m}"),
-                        None => "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'".to_string(),
-                    };
-                    match charset_client {
-                        Some(c) => {
-                            let _ = write!(session, ", character_set_client = {c}");
-                        }
-                        None => session.push_str(", character_set_client = utf8mb4"),
-                    }
-                    if let Err(e) = tgt.query_drop(&session).await {
-                        tracing::warn!(error = %e, "the target does not take the source statement's session settings; applying the DDL with its own");
-                    }
-                    // CREATE/DROP DATABASE name their database as the default schema, which
-                    // does not exist before (or after) them.
-                    let database_ddl = upper.starts_with("CREATE DATABASE")
-                        || upper.starts_with("CREATE SCHEMA")
-                        || upper.starts_with("DROP DATABASE")
-                        || upper.starts_with("DROP SCHEMA");
-                    if !db.is_empty() && !database_ddl {
-                        tgt.query_drop(format!("USE {}", ferry_shared::ident::quote_ident(&db)))
-                            .await
-                            .map_err(db_err("USE"))?;
-                    }
-                    let touched = applier.touched_by(&upper);
-                    for key in &touched {
-                        applier.extras_of(&mut tgt, key).await?;
-                    }
-                    match tgt.query_drop(&sql[..]).await {
-                        Ok(()) => {}
-                        // Replayed after a crash between the DDL and its checkpoint: the
-                        // target already has the change.
-                        Err(mysql_async::Error::Server(e)) if ALREADY_APPLIED.contains(&e.code) => {
-                            tracing::warn!(code = e.code, error = %e.message, "DDL already applied on the target (a replay after a restart); skipped");
-                        }
-                        Err(e) => {
-                            return Err(db_err(&format!(
-                                "applying DDL `{}`",
-                                text.chars().take(100).collect::<String>()
-                            ))(e))
-                        }
-                    }
-                    applier.tables.clear();
-                    if p.end_pos > 0 {
-                        pos.pos = p.end_pos;
-                    }
-                    let mut sql = String::from("START TRANSACTION;");
-                    applier
-                        .track_ddl(&mut tgt, &cfg.task_id, &touched, &mut sql)
-                        .await?;
-                    let c = Checkpoint::at(&pos, &gtid);
-                    for k in 0..workers {
-                        sql.push_str(&parallel::checkpoint_sql(&cfg.task_id, k, workers, &c));
-                        sql.push(';');
-                        pool.done[k] = pos.clone();
-                    }
-                    sql.push_str("COMMIT");
-                    tgt.query_drop(sql)
-                        .await
-                        .map_err(db_err("writing the checkpoint"))?;
-                    totals.ddl += 1;
-                    in_txn = false;
-                    grouped = 0;
-                    group_started = Instant::now();
-                    if stopping {
-                        break;
-                    }
-                }
-            }
-            Change::Rows { table, event } => {
-                if cfg.schemas.as_ref().is_some_and(|s| !s.contains(&table.db)) {
-                    continue;
-                }
-                if !in_txn {
-                    in_txn = true;
-                    pool.txn_start(&pos);
-                }
-                if let Some(floor) = cfg
-                    .table_floors
-                    .get(&(table.db.clone(), table.table.clone()))
-                {
-                    if pool.txn_at.partial_cmp(floor) == Some(std::cmp::Ordering::Less) {
-                        // Read by the dump already (a table dumped at a later Location).
-                        continue;
-                    }
-                }
-                let t = applier.table(&mut tgt, &table).await?;
-                let kind = event.kind;
-                for (before, after) in event.rows {
-                    // Full images: an UPDATE is a DELETE of the old key and a REPLACE of the
-                    // new row, each routed by its own key. Partial images stay one statement.
-                    let full = |i: &Option<crate::rows::Image>| {
-                        i.as_ref().is_none_or(|i| {
-                            i.iter()
-                                .all(|c| matches!(c, Some(c) if !matches!(c, crate::rows::Cell::JsonDiff(_))))
-                        })
-                    };
-                    let parts: Vec<(
-                        RowsKind,
-                        Option<crate::rows::Image>,
-                        Option<crate::rows::Image>,
-                    )> = if kind == RowsKind::Update && full(&before) && full(&after) {
-                        vec![
-                            (RowsKind::Delete, before, None),
-                            (RowsKind::Write, None, after),
-                        ]
-                    } else {
-                        vec![(kind, before, after)]
-                    };
-                    for (kind, before, after) in parts {
-                        let Some(img) = before.as_ref().or(after.as_ref()) else {
-                            continue;
-                        };
-                        let key = if t.serial {
-                            None
-                        } else {
-                            apply::key_tuple(img, &table, &t.target)
-                                .map_err(CatchupError::Definite)?
-                        };
-                        let w = route(&t, key.as_deref(), workers);
-                        // Whole rows of a table with only a primary key: batched by key.
-                        if kind != RowsKind::Update {
-                            if let Some(key) = key {
-                                let row = match &after {
-                                    Some(a) => {
-                                        let (cols, vals) = apply::row_values(a, &table, &t.target)
-                                            .map_err(CatchupError::Definite)?;
-                                        Some((cols.join(","), vals))
-                                    }
-                                    None => None,
-                                };
-                                pool.stage(
-                                    w,
-                                    Staged::Row {
-                                        table: t.name.clone(),
-                                        key_cols: t.key_cols.clone(),
-                                        key,
-                                        row,
-                                    },
-                                )
-                                .await?;
-                                continue;
-                            }
-                        }
-                        let one = RowsEvent {
-                            table_id: event.table_id,
-                            kind,
-                            rows: vec![(before, after)],
-                        };
-                        let mut sql = String::new();
-                        for st in apply::statements(&one, &table, &t.target)
-                            .map_err(CatchupError::Definite)?
-                        {
-                            sql.push_str(&st);
-                            sql.push(';');
-                        }
-                        pool.stage(
-                            w,
-                            Staged::Stmts {
-                                table: t.name.clone(),
-                                sql,
-                            },
-                        )
-                        .await?;
-                    }
-                    totals.rows += 1;
-                }
-            }
-            Change::Commit { .. } => {
-                if p.end_pos > 0 {
-                    pos.pos = p.end_pos;
-                }
-                txn_ended = true;
-            }
-            // The events that open a binlog file (after its FORMAT_DESCRIPTION): between
-            // transactions, so the position moves past them; at the binlog's end catch-up
-            // then stands exactly there (0 bytes behind), not at the file's offset 4.
-            Change::GtidList(_) | Change::Other("MARIA_BINLOG_CHECKPOINT" | "PREVIOUS_GTIDS")
-                if !in_txn && p.end_pos > 0 =>
-            {
-                pos.pos = p.end_pos;
-            }
-            _ => {}
-        }
-        if txn_ended {
-            pool.txn_end().await?;
-            in_txn = false;
-            totals.transactions += 1;
-            grouped += 1;
-            // Group source transactions into one commit per worker while more are already
-            // waiting (the loop's top commits the group once nothing is); each worker's
-            // checkpoint moves only with the data it covers.
-            if stopping || grouped >= GROUP_MAX {
-                let ckpt = Checkpoint::at(&pos, &gtid);
-                pool.commit(&ckpt, stopping).await?;
-                grouped = 0;
-                group_started = Instant::now();
-                totals.stopped_at = pos.to_string();
-            }
-            if stopping {
-                break;
-            }
+        at.coordinator.on_change(p, Instant::now(), &mut actions);
+        if at.execute(&mut actions).await? {
+            break;
         }
     }
-    if !stopping {
+    if !at.coordinator.stopping() {
         match reader.await {
             Ok(Ok(())) if !caught_up => {
                 return Err(CatchupError::Transient(
@@ -1562,71 +450,13 @@ async fn run_once(
             Err(e) => return Err(CatchupError::Transient(format!("binlog reader: {e}"))),
         }
     }
-    if in_txn {
-        // A source transaction cut off at the end of the stream: not applied.
-        pool.discard_txn().await?;
-    }
-    let ckpt = Checkpoint::at(&pos, &gtid);
-    if !in_txn {
-        pool.commit(&ckpt, true).await?;
-        totals.stopped_at = pos.to_string();
-    } else {
-        pool.commit(&ckpt, false).await.ok();
-    }
-    pool.finish().await?;
+    at.coordinator.finish(Instant::now(), &mut actions);
+    at.execute(&mut actions).await?;
+    at.pool.finish().await?;
     // The summary's lag: where the source is now against where catch-up stopped.
     let idle = caught_up || (queue.is_empty() && rx.is_empty());
-    totals.lag = measure_lag(&mut src, &pos.file, pos.pos, last_event_ts, idle).await;
+    let pos = at.coordinator.pos();
+    let ts = progress.last_event_ts;
+    at.totals.lag = crate::progress::measure_lag(&mut at.src, &pos.file, pos.pos, ts, idle).await;
     Ok(())
-}
-
-const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Seconds behind (source clock now minus the last applied event's time; 0 when nothing is
-/// waiting) and bytes behind the source's binlog end (when in the same file).
-async fn measure_lag(
-    src: &mut Conn,
-    file: &str,
-    pos: u64,
-    last_event_ts: u32,
-    idle: bool,
-) -> (u64, Option<u64>) {
-    let status: Option<mysql_async::Row> =
-        src.query_first("SHOW MASTER STATUS").await.ok().flatten();
-    let now: Option<u64> = src
-        .query_first("SELECT UNIX_TIMESTAMP()")
-        .await
-        .ok()
-        .flatten();
-    let bytes = status.and_then(|r| {
-        let f: String = r.get(0)?;
-        let p: u64 = r.get(1)?;
-        (f == file).then(|| p.saturating_sub(pos))
-    });
-    let secs = match (idle && bytes.is_none_or(|b| b == 0), now) {
-        (true, _) | (_, None) => 0,
-        (false, Some(n)) => n.saturating_sub(u64::from(last_event_ts)),
-    };
-    (secs, bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rotate_names_lose_appended_bytes() {
-        let c = "mysql-bin.000001";
-        assert_eq!(super::clean_file_name("mysql-bin.000001u\u{1}x", c), c);
-        assert_eq!(
-            super::clean_file_name("mysql-bin.0000027", c),
-            "mysql-bin.000002"
-        );
-        assert_eq!(
-            super::clean_file_name("mysql-bin.000002", c),
-            "mysql-bin.000002"
-        );
-        assert_eq!(
-            super::clean_file_name("other.000009\u{0}", c),
-            "other.000009"
-        );
-    }
 }

@@ -2,7 +2,7 @@
 //! compressed transactions); ferry's [`Decoder`] turns them into changes.
 //!
 //! MariaDB needs `@mariadb_slave_capability=4` to send its GTID events instead of fake ones;
-//! mysql_async sets `@master_binlog_checksum` itself. The first, fake ROTATE's file name can
+//! mysql_async sets `@master_binlog_checksum` itself ([`open`] sets up every replica connection). The first, fake ROTATE's file name can
 //! carry trailing bytes (mysql_async issue 189), so positions are tracked from real events.
 
 use crate::binlog::{Event, EventHeader};
@@ -76,6 +76,34 @@ pub async fn stream(
     }
 }
 
+/// Opens a binlog stream on `conn` as replica `server_id` from `file:pos`: the one place that
+/// sets up a replica connection, for streaming and for [`crate::locate`]. MariaDB is asked for
+/// its GTID events (`@mariadb_slave_capability`, ignored by MySQL); mysql_async sets
+/// `@master_binlog_checksum` itself. `non_blocking`: end at the binlog's current end instead
+/// of waiting. `heartbeat`: heartbeats every second while idle, so the server notices a
+/// vanished replica (kill -9) soon and a restart with the same server id is not refused long.
+pub(crate) async fn open(
+    mut conn: Conn,
+    server_id: u32,
+    file: &str,
+    pos: u64,
+    non_blocking: bool,
+    heartbeat: bool,
+) -> Result<mysql_async::BinlogStream, mysql_async::Error> {
+    conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+    if heartbeat {
+        conn.query_drop("SET @master_heartbeat_period = 1000000000")
+            .await?;
+    }
+    let mut req = BinlogStreamRequest::new(server_id)
+        .with_filename(file.as_bytes())
+        .with_pos(pos);
+    if non_blocking {
+        req = req.with_non_blocking();
+    }
+    conn.get_binlog_stream(req).await
+}
+
 /// ferry's header of an event framed by mysql_async.
 pub(crate) fn header_of(ev: &mysql_async::binlog::events::Event) -> EventHeader {
     let h = ev.header();
@@ -96,7 +124,7 @@ const BATCH: usize = 256;
 /// Streams changes from `start` into `tx` until the receiver is dropped or, with
 /// `non_blocking`, the binlog's current end.
 pub async fn stream_to(
-    mut conn: Conn,
+    conn: Conn,
     start: &StreamStart,
     tx: tokio::sync::mpsc::Sender<Vec<Positioned>>,
 ) -> Result<(), SourceError> {
@@ -105,22 +133,16 @@ pub async fn stream_to(
         pos: start.pos,
         source,
     };
-    // MariaDB: ask for GTID events (ignored by MySQL, where the variable does not exist).
-    conn.query_drop("SET @mariadb_slave_capability = 4")
-        .await
-        .map_err(err)?;
-    // Heartbeats every second while idle: the server notices a vanished replica (kill -9)
-    // soon, so a restart with the same server id is not refused for long.
-    conn.query_drop("SET @master_heartbeat_period = 1000000000")
-        .await
-        .map_err(err)?;
-    let mut req = BinlogStreamRequest::new(start.server_id)
-        .with_filename(start.file.as_bytes())
-        .with_pos(start.pos);
-    if start.non_blocking {
-        req = req.with_non_blocking();
-    }
-    let mut events = conn.get_binlog_stream(req).await.map_err(err)?;
+    let mut events = open(
+        conn,
+        start.server_id,
+        &start.file,
+        start.pos,
+        start.non_blocking,
+        true,
+    )
+    .await
+    .map_err(err)?;
     let mut decoder = Decoder::new();
     let mut batch: Vec<Positioned> = Vec::with_capacity(BATCH);
     let mut next = events.next().await;
