@@ -25,6 +25,7 @@
 
 use crate::error::{db_err, CatchupError};
 use ferry_shared::location::{BinlogPos, GtidSet, Location};
+use ferry_shared::meta::MetaTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
@@ -59,17 +60,18 @@ pub fn from_row(file: String, pos: u64, gtid: Option<String>) -> Checkpoint {
 }
 
 /// One row per task and worker: where that worker's committed changes end.
-pub(crate) const CHECKPOINT_DDL: &str =
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_checkpoint_v2` (
-    task_id VARCHAR(64) NOT NULL,
+pub(crate) const CHECKPOINT_TABLE: MetaTable = MetaTable {
+    family: "catchup_checkpoint",
+    version: 2,
+    definition: "task_id VARCHAR(64) NOT NULL,
     worker INT NOT NULL,
     workers INT NOT NULL,
     file VARCHAR(512) NOT NULL,
     pos BIGINT NOT NULL,
     gtid VARCHAR(2048) NULL,
     updated_at DATETIME(6) NOT NULL,
-    PRIMARY KEY (task_id, worker)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+    PRIMARY KEY (task_id, worker)",
+};
 
 /// The statement writing worker `k`'s checkpoint row.
 pub fn checkpoint_sql(task: &str, worker: usize, workers: usize, c: &Checkpoint) -> String {

@@ -8,7 +8,7 @@
 //! (causality), [`crate::pool`] (batching, bounded memory), [`crate::ddl`] (the barrier),
 //! [`crate::schema_tracker`] and [`crate::precheck`].
 
-use crate::checkpoint::{self, CHECKPOINT_DDL};
+use crate::checkpoint;
 use crate::coordinator::{Action, CommitReason, Coordinator, Rules};
 pub use crate::error::CatchupError;
 use crate::error::{db_err, located};
@@ -17,6 +17,7 @@ use crate::progress::{Counts, Reporter};
 use crate::schema_tracker::{self, SchemaTracker};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
+use ferry_shared::failure::{Classify, Failure};
 use ferry_shared::location::BinlogPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -178,15 +179,16 @@ async fn start_point(
     tgt: &mut Conn,
     src: &mut Conn,
 ) -> Result<checkpoint::Resume, CatchupError> {
-    tgt.query_drop("CREATE DATABASE IF NOT EXISTS `ferry_meta`")
+    let tables = [checkpoint::CHECKPOINT_TABLE, schema_tracker::SCHEMA_TABLE];
+    ferry_shared::meta::ensure(tgt, &tables)
         .await
-        .map_err(db_err("creating `ferry_meta` on the target"))?;
-    tgt.query_drop(CHECKPOINT_DDL)
-        .await
-        .map_err(db_err("creating the catch-up checkpoint table"))?;
-    tgt.query_drop(schema_tracker::SCHEMA_DDL)
-        .await
-        .map_err(db_err("creating the schema tracker's table"))?;
+        .map_err(|e| {
+            CatchupError::Failed(Failure::new(
+                "preparing `ferry_meta` on the target",
+                e.to_string(),
+                e.class(),
+            ))
+        })?;
     tgt.query_drop(SESSION_SETUP)
         .await
         .map_err(db_err("target session setup"))?;

@@ -18,6 +18,7 @@
 
 use crate::apply::{self, TargetTable};
 use crate::error::{db_err, CatchupError};
+use ferry_shared::meta::MetaTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
@@ -26,13 +27,15 @@ use std::sync::Arc;
 
 /// The schema tracker's state: per task and table, the source's columns after the last DDL
 /// (one name a line), written with the DDL's checkpoint.
-pub(crate) const SCHEMA_DDL: &str = "CREATE TABLE IF NOT EXISTS `ferry_meta`.`catchup_schema_v1` (
-    task_id VARCHAR(64) NOT NULL,
+pub(crate) const SCHEMA_TABLE: MetaTable = MetaTable {
+    family: "catchup_schema",
+    version: 1,
+    definition: "task_id VARCHAR(64) NOT NULL,
     db VARCHAR(64) NOT NULL,
     tbl VARCHAR(64) NOT NULL,
     columns LONGTEXT NOT NULL,
-    PRIMARY KEY (task_id, db, tbl)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+    PRIMARY KEY (task_id, db, tbl)",
+};
 
 /// How the coordinator writes to one target table.
 pub(crate) struct Table {

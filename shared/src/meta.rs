@@ -13,6 +13,7 @@
 //!   table, and resuming from the older one would redo or skip work. [`ensure`] refuses that with
 //!   an error naming the table and the fix, before anything is written.
 
+use crate::failure::{Class, Classify, Failure};
 use mysql_async::prelude::Queryable;
 
 /// The schema name.
@@ -65,6 +66,15 @@ pub enum MetaError {
         #[source]
         source: mysql_async::Error,
     },
+}
+
+impl Classify for MetaError {
+    fn class(&self) -> Class {
+        match self {
+            MetaError::Newer { .. } => Class::Definite,
+            MetaError::Server { source } => Failure::mysql("", source).class,
+        }
+    }
 }
 
 /// Creates `ferry_meta` and `tables` if missing; refuses when a newer layout of one of them is
