@@ -2,7 +2,7 @@
 # Benchmarks of ferry against the usual tools, on throwaway MariaDB servers
 # (scripts/servers.sh) with a sysbench oltp dataset.
 #
-# Usage: scripts/bench.sh dump|load|catchup [options]
+# Usage: scripts/bench.sh dump|load|catchup|tables [options]
 #
 # dump: time `ferry dump` (plain and --compress zstd), mydumper (plain and
 # -c gzip), mariadb-dump (one thread, --single-transaction) and the server's
@@ -32,6 +32,16 @@
 # ratios to native with the goal (ferry >= 2x the single-threaded native
 # replica), then one `BENCH_CATCHUP_JSON {...}` line (also written to the
 # file named by $BENCH_CATCHUP_JSON, if set).
+#
+# tables: the per-table cost. TABLES tiny tables (default 3000 x 3 rows, a
+# primary key and one secondary index each, the shape of multi-tenant
+# schemas) in db tenants; times `ferry dump` vs mydumper (same threads),
+# then `ferry load` (default and --defer-indexes false) of ferry's dump vs
+# myloader of mydumper's, each into an emptied target, and checks CHECKSUM
+# TABLE of every table against the source after each load. Prints times,
+# tables/s, ratios (goal: ferry >= 1.0x mydumper and myloader), then one
+# `BENCH_TABLES_JSON {...}` line. Defaults: --tables 3000 --rows-per-table 3
+# --runs 1; both dumpers chunk by their defaults unless --chunk-rows is given.
 #
 # Options (all):
 #   --tables N           sysbench tables (default 8; catchup 4)
@@ -117,6 +127,15 @@ declare -A TIMES=() RSS=() SIZE=() FAILED=() MED=()
 record_run() {
     TIMES[$1]+="$RUN_SECS "
     if [[ -n "$RUN_RSS_KB" ]]; then RSS[$1]+="$RUN_RSS_KB "; fi
+}
+
+# tool_failed LABEL TOOL RUN LOG WHY: record a failed tool and show its log tail.
+tool_failed() {
+    local label="$1" tool="$2" run="$3" logf="$4"
+    FAILED[$tool]="$5; log $logf"
+    log "run $run/$RUNS $label FAILED (${FAILED[$tool]}):"
+    tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
+    BENCH_KEEP=1
 }
 
 # set_medians TOOL...: MED of each tool that did not fail and has timed runs.
@@ -221,6 +240,8 @@ parse_opts() {
     local sub="$1"; shift
     if [[ "$sub" == catchup ]]; then
         TABLES=4 ROWS=100000 RUNS=1
+    elif [[ "$sub" == tables ]]; then
+        TABLES=3000 ROWS=3 RUNS=1
     else
         TABLES=8 ROWS=250000 RUNS=3
     fi
@@ -245,7 +266,8 @@ parse_opts() {
             *) log "unknown option for $sub: $1"; usage ;;
         esac
     done
-    if [[ -z "$CHUNK_ROWS" ]]; then
+    # tables: each tool's own default chunking unless --chunk-rows is given.
+    if [[ -z "$CHUNK_ROWS" && "$sub" != tables ]]; then
         CHUNK_ROWS=$((ROWS / 4))
         ((CHUNK_ROWS > 0)) || CHUNK_ROWS=1
     fi
@@ -461,13 +483,7 @@ load_ceiling() {
 }
 
 # load_failed TOOL RUN LOG WHY: record a failed tool and show its log tail.
-load_failed() {
-    local tool="$1" run="$2" logf="$3"
-    FAILED[$tool]="$4; log $logf"
-    log "run $run/$RUNS ${LLABEL[$tool]} FAILED (${FAILED[$tool]}):"
-    tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
-    BENCH_KEEP=1
-}
+load_failed() { tool_failed "${LLABEL[$1]}" "$@"; }
 
 # The dumps every tool loads, made once (untimed), in $DUMPS. A failed ferry
 # dump or mydumper fails only the tools that load it (DUMP_FAILED[tool]).
@@ -879,13 +895,7 @@ run_catchup_tool() {
 }
 
 # catchup_failed TOOL RUN LOG WHY: record a failed tool and show its log tail.
-catchup_failed() {
-    local tool="$1" run="$2" logf="$3"
-    FAILED[$tool]="$4; log $logf"
-    log "run $run/$RUNS ${CLABEL[$tool]} FAILED (${FAILED[$tool]}):"
-    tail -n 20 -- "$logf" "$logf.stdout" 2>/dev/null | sed 's/^/    /' >&2 || true
-    BENCH_KEEP=1
-}
+catchup_failed() { tool_failed "${CLABEL[$1]}" "$@"; }
 
 # trx_per_s SECS: W's transactions per second, or '-'.
 trx_per_s() {
@@ -1086,6 +1096,196 @@ cmd_catchup() {
     done
 }
 
+# ================================================================== tables
+# Per-table cost: many tiny tables (multi-tenant schemas). Each run dumps with
+# ferry and mydumper, then loads each tool's own dump with ferry (default and
+# --defer-indexes false) and myloader into an emptied target; CHECKSUM TABLE
+# of every table on the target must equal the source's after each load.
+TDUMP_TOOLS=(ferry mydumper)
+TLOAD_TOOLS=(ferry_load ferry_load_nodefer myloader)
+declare -A TLABEL=(
+    [ferry]="ferry dump"
+    [mydumper]="mydumper"
+    [ferry_load]="ferry load"
+    [ferry_load_nodefer]="ferry load --defer-indexes false"
+    [myloader]="myloader"
+)
+
+# chunk_args TOOL: the --rows/-r option when --chunk-rows was given.
+chunk_args() {
+    [[ -n "$CHUNK_ROWS" ]] || return 0
+    case "$1" in
+        ferry) printf '%s\n' --rows "$CHUNK_ROWS" ;;
+        mydumper) printf '%s\n' -r "$CHUNK_ROWS" ;;
+    esac
+}
+
+# tables_dump TOOL LOG: one timed dump into $BENCH_WORK/out/TOOL (kept for the loads).
+tables_dump() {
+    local tool="$1" logf="$2" out="$BENCH_WORK/out/$1" extra=()
+    mapfile -t extra < <(chunk_args "$tool")
+    rm -rf -- "$out"
+    sync
+    case "$tool" in
+        ferry)
+            mkdir -p -- "$out"
+            run_timed "$logf" "$logf.stdout" "$FERRY_BIN" dump --source "$FERRY_TEST_SOURCE_URL" \
+                --to "$out" -B "$DB" --threads "$THREADS" --progress off "${extra[@]}" ;;
+        mydumper)
+            run_timed "$logf" "$logf.stdout" mydumper -h 127.0.0.1 -P "$FERRY_TEST_SOURCE_PORT" \
+                -u root -B "$DB" -t "$THREADS" -o "$out" "${extra[@]}" ;;
+    esac
+}
+
+# tables_load TOOL LOG: one timed load of the matching dump into the emptied target.
+tables_load() {
+    local tool="$1" logf="$2"
+    reset_target
+    sync
+    case "$tool" in
+        ferry_load | ferry_load_nodefer)
+            local extra=()
+            [[ "$tool" != ferry_load_nodefer ]] || extra=(--defer-indexes false)
+            run_timed "$logf" "$logf.stdout" "$FERRY_BIN" load --from "$BENCH_WORK/out/ferry" \
+                --target "$FERRY_TEST_TARGET_URL" --threads "$THREADS" --progress off \
+                --output json "${extra[@]}" ;;
+        myloader)
+            run_timed "$logf" "$logf.stdout" myloader -d "$BENCH_WORK/out/mydumper" \
+                -t "$THREADS" -h 127.0.0.1 -P "$FERRY_TEST_TARGET_PORT" -u root -o ;;
+    esac
+}
+
+# tables_failed TOOL RUN LOG WHY: record a failed tool and show its log tail.
+tables_failed() { tool_failed "${TLABEL[$1]}" "$@"; }
+
+# tables_round RUN: every dump, then every load of a dump that succeeded in this run.
+tables_round() {
+    local run="$1" tool logf rc got src
+    for tool in "${TDUMP_TOOLS[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" ]] || continue
+        logf="$BENCH_LOG_DIR/tables-$tool.run$run.log"
+        settle_innodb >/dev/null 2>&1
+        rc=0
+        tables_dump "$tool" "$logf" || rc=$?
+        if ((rc != 0)); then
+            tables_failed "$tool" "$run" "$logf" "exit status $rc after ${RUN_SECS:-?}s"
+            continue
+        fi
+        record_run "$tool"
+        log "run $run/$RUNS ${TLABEL[$tool]}: ${RUN_SECS}s"
+    done
+    for tool in "${TLOAD_TOOLS[@]}"; do
+        src=ferry
+        [[ "$tool" != myloader ]] || src=mydumper
+        [[ -z "${FAILED[$tool]:-}" ]] || continue
+        if [[ -n "${FAILED[$src]:-}" ]]; then
+            FAILED[$tool]="its dump ($src) failed"
+            continue
+        fi
+        logf="$BENCH_LOG_DIR/tables-$tool.run$run.log"
+        rc=0
+        tables_load "$tool" "$logf" || rc=$?
+        if ((rc != 0)); then
+            tables_failed "$tool" "$run" "$logf" "exit status $rc after ${RUN_SECS:-?}s"
+            continue
+        fi
+        got=$(checksum_all tgt_sql "$DB" 2>>"$logf") || got=""
+        if [[ "$got" != "$SRC_CHECKSUMS" ]]; then
+            diff <(printf '%s\n' "$SRC_CHECKSUMS") <(printf '%s\n' "$got") | head -n 20 >>"$logf" || true
+            tables_failed "$tool" "$run" "$logf" \
+                "DATA MISMATCH: CHECKSUM TABLE on the target differs from the source"
+            continue
+        fi
+        record_run "$tool"
+        log "run $run/$RUNS ${TLABEL[$tool]}: ${RUN_SECS}s, checksums of all $TABLES tables match"
+    done
+}
+
+cmd_tables() {
+    parse_opts tables "$@"
+    DB=tenants
+
+    # 1. tools and ferry
+    need_pkg mydumper mydumper
+    need_pkg myloader mydumper
+    need_pkg mariadb mariadb-client
+    ensure_gnu_time
+    build_ferry
+
+    # 2. servers and dataset
+    setup_work "$BENCH_PARENT"
+    start_servers "$BENCH_WORK/servers"
+    prepare_tenants "$DB" "$TABLES" "$ROWS"
+    SRC_CHECKSUMS=$(checksum_all src_sql "$DB") || die "CHECKSUM TABLE on the source failed"
+    [[ $(wc -l <<<"$SRC_CHECKSUMS") -eq $TABLES ]] || die "the source lists $(wc -l <<<"$SRC_CHECKSUMS") tables in $DB, expected $TABLES"
+
+    # 3. measure
+    local run
+    for ((run = 1; run <= RUNS; run++)); do tables_round "$run"; done
+
+    # 4. report
+    local tool rss_kb t
+    local all=("${TDUMP_TOOLS[@]}" "${TLOAD_TOOLS[@]}")
+    set_medians "${all[@]}"
+    echo
+    echo "tables benchmark: $TABLES tables x $ROWS rows, one secondary index each (db $DB)," \
+        "threads $THREADS, chunk rows ${CHUNK_ROWS:-per tool default}, median of $RUNS run(s);" \
+        "each load checked by CHECKSUM TABLE of every table against the source"
+    echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
+    echo
+    printf '%-34s %9s %8s %11s  %s\n' tool "median s" "tables/s" "peak RSS" "runs (s)"
+    for tool in "${all[@]}"; do
+        if [[ -n "${FAILED[$tool]:-}" ]]; then
+            printf '%-34s FAILED: %s\n' "${TLABEL[$tool]}" "${FAILED[$tool]}"
+            continue
+        fi
+        rss_kb=$(peak_rss_kb "$tool")
+        printf '%-34s %9s %8s %11s  %s\n' "${TLABEL[$tool]}" "${MED[$tool]}" \
+            "$(awk -v n="$TABLES" -v t="${MED[$tool]}" 'BEGIN { printf "%.0f", n / t }')" \
+            "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
+    done
+
+    local -A R=(
+        [ferry_dump_vs_mydumper]="$(ratio "${MED[mydumper]:-}" "${MED[ferry]:-}")"
+        [ferry_load_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry_load]:-}")"
+        [ferry_load_nodefer_vs_myloader]="$(ratio "${MED[myloader]:-}" "${MED[ferry_load_nodefer]:-}")"
+    )
+    local ratio_order=(ferry_dump_vs_mydumper ferry_load_vs_myloader ferry_load_nodefer_vs_myloader)
+    local -A RDESC=(
+        [ferry_dump_vs_mydumper]="ferry dump vs mydumper|mydumper_s / ferry_s|goal >= 1.0"
+        [ferry_load_vs_myloader]="ferry load vs myloader|myloader_s / ferry_load_s|goal >= 1.0"
+        [ferry_load_nodefer_vs_myloader]="ferry load --defer-indexes false vs myloader|myloader_s / ferry_load_nodefer_s|"
+    )
+    echo
+    echo "speed ratios (> 1: ferry is faster):"
+    local d
+    for t in "${ratio_order[@]}"; do
+        d=${RDESC[$t]}
+        printf '  %-44s %-30s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
+    done
+
+    local json tj first=1
+    json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"threads\":$THREADS"
+    json+=",\"chunk_rows\":$(json_num "$CHUNK_ROWS"),\"runs\":$RUNS,\"tools\":{"
+    for tool in "${all[@]}"; do
+        ((first)) || json+=","
+        first=0
+        rss_kb=$(peak_rss_kb "$tool")
+        tj=$(runs_csv "$tool")
+        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
+        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}]"
+        json+=",\"peak_rss_kb\":$(json_num "$rss_kb")}"
+    done
+    json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")}"
+    json+=",\"goals\":{\"ferry_dump_vs_mydumper\":1,\"ferry_load_vs_myloader\":1}}"
+    echo
+    echo "BENCH_TABLES_JSON $json"
+
+    for tool in "${all[@]}"; do
+        [[ -z "${FAILED[$tool]:-}" ]] || return 1
+    done
+}
+
 # ==================================================================== main
 CMD="${1:-}"
 [[ -n "$CMD" ]] || usage
@@ -1094,6 +1294,7 @@ case "$CMD" in
     dump) cmd_dump "$@" ;;
     load) cmd_load "$@" ;;
     catchup) cmd_catchup "$@" ;;
+    tables) cmd_tables "$@" ;;
     -h|--help|help) usage ;;
-    *) log "unknown subcommand: $CMD (expected dump, load or catchup)"; usage ;;
+    *) log "unknown subcommand: $CMD (expected dump, load, catchup or tables)"; usage ;;
 esac

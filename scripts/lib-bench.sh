@@ -95,6 +95,49 @@ prepare_sysbench() {
     log "sysbench prepare took $(elapsed "$t0")s"
 }
 
+# prepare_tenants DB TABLES ROWS: the shape of a multi-tenant schema, DB.t00001..tN, each
+# with a primary key, one secondary index and ROWS rows; four client sessions create them.
+prepare_tenants() {
+    local db="$1" tables="$2" rows="$3" t0 s pids=() rc=0
+    log "creating $tables tables x $rows rows (one secondary index each) in $db"
+    t0=$(now)
+    src_sql -e "CREATE DATABASE IF NOT EXISTS \`$db\`" || die "CREATE DATABASE $db failed"
+    for ((s = 0; s < 4; s++)); do
+        awk -v db="$db" -v n="$tables" -v rows="$rows" -v s="$s" 'BEGIN {
+            printf "USE `%s`;\n", db
+            for (t = 1 + s; t <= n; t += 4) {
+                name = sprintf("t%05d", t)
+                printf "CREATE TABLE `%s` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,", name
+                printf " tenant INT NOT NULL, name VARCHAR(64) NOT NULL, created DATETIME NOT NULL,"
+                printf " KEY by_tenant_name (tenant, name)) ENGINE=InnoDB;\n"
+                if (rows > 0) {
+                    printf "INSERT INTO `%s` (tenant, name, created) VALUES ", name
+                    for (r = 1; r <= rows; r++)
+                        printf "%s(%d, '\''user-%d-%d'\'', '\''2024-01-%02d 10:00:%02d'\'')", (r > 1 ? "," : ""), t, t, r, r % 28 + 1, r % 60
+                    printf ";\n"
+                }
+            }
+        }' | src_sql &
+        pids+=($!)
+    done
+    for s in "${pids[@]}"; do wait "$s" || rc=$?; done
+    ((rc == 0)) || die "creating the $tables tables in $db failed"
+    log "created $tables tables in $(elapsed "$t0")s"
+}
+
+# checksum_all CLIENT DB: CHECKSUM TABLE of every base table of DB as the source lists them,
+# one "table<TAB>checksum" line each (a table missing on CLIENT's server fails the statement).
+checksum_all() {
+    local client="$1" db="$2" list
+    list=$(src_sql -Nse "SELECT GROUP_CONCAT(CONCAT('\`', TABLE_SCHEMA, '\`.\`', TABLE_NAME, '\`')
+                             ORDER BY TABLE_NAME SEPARATOR ', ')
+                         FROM information_schema.TABLES
+                         WHERE TABLE_SCHEMA = '$db' AND TABLE_TYPE = 'BASE TABLE'" \
+        --init-command='SET SESSION group_concat_max_len = 67108864') || return 1
+    [[ -n "$list" && "$list" != NULL ]] || return 1
+    "$client" -Nse "CHECKSUM TABLE $list"
+}
+
 # On-disk InnoDB bytes (data + indexes) of database $1.
 db_disk_bytes() {
     src_sql -Nse "SELECT COALESCE(SUM(data_length + index_length), 0)

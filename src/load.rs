@@ -55,7 +55,7 @@ pub struct LoadArgs {
     method: String,
     /// On tables this load creates, add secondary (non-unique) indexes after the data, one
     /// ALTER per table (a sorted build, faster than maintaining them row by row); `false`
-    /// creates them with the table.
+    /// creates them with the table. Tables whose files hold less than 256 KiB always keep them.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     defer_indexes: bool,
     /// DEFINER clauses of views: `auto` drops those whose account does not exist on the target.

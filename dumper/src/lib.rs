@@ -275,6 +275,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             taken_at: String::new(),
             strategy: String::new(),
             resuming,
+            finished: Mutex::new(Vec::new()),
         };
         match read_chunks(base, &lock_list, &mut done).await {
             Ok((strategy, blocked)) => {
@@ -319,8 +320,9 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     storage
         .put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
         .await?;
-    for obj in storage.list(&format!("{STATE_DIR}/")).await? {
-        let _ = storage.delete(&obj.name).await;
+    let state_files = storage.list(&format!("{STATE_DIR}/")).await?;
+    for part in state_files.chunks(64) {
+        futures::future::join_all(part.iter().map(|obj| storage.delete(&obj.name))).await;
     }
 
     let elapsed = started.elapsed().as_secs_f64();
@@ -399,6 +401,7 @@ async fn read_chunks(
             taken_at: snaps.taken_at.clone(),
             strategy: strategy.clone(),
             resuming,
+            finished: Mutex::new(Vec::new()),
         });
         let mut handles = Vec::new();
         for (i, w) in snaps.workers.into_iter().enumerate() {
@@ -414,7 +417,15 @@ async fn read_chunks(
                 first_err.get_or_insert(e);
             }
         }
-        read_markers(&*base.storage, done).await?;
+        // The markers this attempt wrote, as its tails recorded them (no need to read them
+        // back); after a failure the storage is read too, as the truth.
+        let finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|p| p.into_inner()));
+        for marker in finished {
+            done.insert((marker.table, marker.chunk), marker);
+        }
+        if first_err.is_some() {
+            read_markers(&*base.storage, done).await?;
+        }
         let Some(e) = first_err else {
             return Ok((strategy, blocked.as_millis() as u64));
         };
@@ -591,6 +602,10 @@ async fn make_plan(
     })
 }
 
+/// Schema files written at once by one planner: each put ends with an fsync, and a few
+/// dozen at a time cost little more than one (the filesystem commits them together).
+const CONCURRENT_SCHEMA_PUTS: usize = 32;
+
 /// Writes the schema files of the tables it takes from `queue` and plans their chunks.
 async fn plan_tables_from(
     conn: &mut mysql_async::Conn,
@@ -599,30 +614,25 @@ async fn plan_tables_from(
     storage: &dyn Storage,
 ) -> Result<Vec<(usize, TablePlan)>, DumpError> {
     let mut out = Vec::new();
+    let mut files: Vec<(String, String)> = Vec::new();
     loop {
         let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((index, info)) = next else {
+            put_all(storage, &mut files).await?;
             return Ok(out);
         };
         let mut schema_file = None;
         if !cfg.no_schemas {
             let fname = format!("{}-schema.sql", info.file_base());
-            storage
-                .put(
-                    &fname,
-                    Bytes::from(schema::table_schema(conn, &info).await?),
-                )
-                .await?;
+            files.push((fname.clone(), schema::table_schema(conn, &info).await?));
             schema_file = Some(fname);
             if cfg.triggers {
                 if let Some(text) = schema::triggers_schema(conn, &info).await? {
-                    storage
-                        .put(
-                            &format!("{}-schema-triggers.sql", info.file_base()),
-                            Bytes::from(text),
-                        )
-                        .await?;
+                    files.push((format!("{}-schema-triggers.sql", info.file_base()), text));
                 }
+            }
+            if files.len() >= CONCURRENT_SCHEMA_PUTS {
+                put_all(storage, &mut files).await?;
             }
         }
         let chunks = if cfg.no_data {
@@ -642,6 +652,20 @@ async fn plan_tables_from(
     }
 }
 
+/// Writes `files` (name, text) at once and empties the list.
+async fn put_all(
+    storage: &dyn Storage,
+    files: &mut Vec<(String, String)>,
+) -> Result<(), DumpError> {
+    let puts = files
+        .drain(..)
+        .map(|(name, text)| async move { storage.put(&name, Bytes::from(text)).await });
+    for r in futures::future::join_all(puts).await {
+        r?;
+    }
+    Ok(())
+}
+
 struct WorkerCtx {
     cfg: DumpConfig,
     storage: Arc<dyn Storage>,
@@ -654,6 +678,8 @@ struct WorkerCtx {
     strategy: String,
     /// An earlier run may have left files of unfinished chunks behind.
     resuming: bool,
+    /// Markers written by this run's chunk tails.
+    finished: Mutex<Vec<ChunkDone>>,
 }
 
 async fn worker_loop(
@@ -687,18 +713,21 @@ async fn worker_loop(
                 ctx.abort.store(true, Ordering::Relaxed);
                 // Finish the chunks already read, so their markers are written before the
                 // run decides what to read again.
-                while let Some(tail) = pending.pop_front() {
+                while let Some((tail, _)) = pending.pop_front() {
                     let _ = await_tail(&ctx, Some(tail)).await;
                 }
                 return Err(e);
             }
         };
         pending.push_back(tail);
-        if pending.len() > MAX_PENDING_TAILS {
-            await_tail(&ctx, pending.pop_front()).await?;
+        while pending.len() > MAX_PENDING_TAILS
+            || pending.len() > MIN_PENDING_TAILS
+                && pending.iter().map(|(_, b)| b).sum::<u64>() > PENDING_TAIL_BYTES
+        {
+            await_tail(&ctx, pending.pop_front().map(|(t, _)| t)).await?;
         }
     }
-    while let Some(tail) = pending.pop_front() {
+    while let Some((tail, _)) = pending.pop_front() {
         await_tail(&ctx, Some(tail)).await?;
     }
     // Release the snapshot.
@@ -726,10 +755,21 @@ impl ChunkProgress {
 }
 
 /// Chunk tails (last file's fsync + rename, then the completion marker) that may still be
-/// running per worker while the next chunk streams.
-const MAX_PENDING_TAILS: usize = 2;
+/// running per worker while the next chunks stream: always [`MIN_PENDING_TAILS`], more while
+/// their chunks add up to at most [`PENDING_TAIL_BYTES`], never more than this. Small chunks
+/// (many small tables) thus have many fsyncs in flight, which the filesystem commits together,
+/// while the buffers held by big chunks' tails stay bounded as before.
+const MAX_PENDING_TAILS: usize = 8;
+const MIN_PENDING_TAILS: usize = 2;
 
-type ChunkTail = tokio::task::JoinHandle<Result<(), DumpError>>;
+/// Bytes the pending tails of a worker may hold (each at least [`TAIL_BUFFER_BYTES`]).
+const PENDING_TAIL_BYTES: u64 = 8 << 20;
+
+/// What a small chunk's tail holds at most: its writer's buffer.
+const TAIL_BUFFER_BYTES: u64 = 1 << 20;
+
+/// A chunk's tail: its marker, once written.
+type ChunkTail = tokio::task::JoinHandle<Result<ChunkDone, DumpError>>;
 
 async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), DumpError> {
     let Some(tail) = tail else { return Ok(()) };
@@ -738,10 +778,19 @@ async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), Dump
             "chunk finalizer panicked: {e}"
         )))
     });
-    if r.is_err() {
-        ctx.abort.store(true, Ordering::Relaxed);
+    match r {
+        Ok(marker) => {
+            ctx.finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(marker);
+            Ok(())
+        }
+        Err(e) => {
+            ctx.abort.store(true, Ordering::Relaxed);
+            Err(e)
+        }
     }
-    r
 }
 
 /// Streams one chunk's rows (and, with `--checksum`, checksums them in the same snapshot); the
@@ -752,7 +801,7 @@ async fn dump_chunk(
     w: &mut SnapshotWorker,
     ti: usize,
     chunk: &ChunkPlan,
-) -> Result<ChunkTail, DumpError> {
+) -> Result<(ChunkTail, u64), DumpError> {
     let cfg = &ctx.cfg;
     let t = &ctx.plan.tables[ti].info;
     let base = t.file_base();
@@ -900,7 +949,9 @@ async fn dump_chunk(
         strategy: ctx.strategy.clone(),
         checksum,
     };
-    Ok(tokio::spawn(async move {
+    // What the tail may hold: its unflushed buffer (about 1 MiB of capacity) or what it moved.
+    let held = writer.raw_bytes.max(TAIL_BUFFER_BYTES);
+    let tail = tokio::spawn(async move {
         let (files, raw_bytes) = writer.finish().await?;
         counters
             .files
@@ -912,8 +963,9 @@ async fn dump_chunk(
             .await?;
         counters.chunks_done.fetch_add(1, Ordering::Relaxed);
         table_bars.unit_done(marker.table);
-        Ok(())
-    }))
+        Ok(marker)
+    });
+    Ok((tail, held))
 }
 
 /// `point_without_chunks`: the Location of a dump that read no chunk (its only Location).

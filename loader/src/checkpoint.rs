@@ -21,6 +21,7 @@ use ferry_shared::failure::Failure;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sha1::Digest;
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub const META_DB: &str = "ferry_meta";
@@ -207,20 +208,85 @@ pub async fn set_table_state(
     .map_err(|e| from_driver(e, "writing ferry_meta.load_table_v1"))
 }
 
-pub async fn register_file(
+/// Every table row of a task, by `(db, table)`: its state and deferred index definitions.
+pub async fn table_states(conn: &mut Conn, task: &str) -> Result<TableStates, LoadError> {
+    let rows: Vec<(String, String, u8, Option<String>)> = conn
+        .exec(
+            "SELECT db, tbl, state, restore_sql FROM `ferry_meta`.`load_table_v1` WHERE task_id = ?",
+            (task,),
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_table_v1"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t, s, r)| ((d, t), (s, r)))
+        .collect())
+}
+
+/// `(db, table) -> (state, restore_sql)` of a task.
+pub type TableStates = HashMap<(String, String), (u8, Option<String>)>;
+
+/// A data file to register: name, db, table, size.
+pub type FileRow = (String, String, String, u64);
+
+/// Rows per multi-row statement of [`register`].
+const REGISTER_BATCH: usize = 500;
+
+/// Registers `files` (pending) and moves `tables` to their state, in one transaction, many rows
+/// a statement. Deferred index definitions already recorded are kept (as [`set_table_state`]
+/// with `None` does).
+pub async fn register(
     conn: &mut Conn,
     task: &str,
-    name: &str,
-    db: &str,
-    tbl: &str,
-    size: u64,
+    files: &[FileRow],
+    tables: &[(String, String, u8)],
 ) -> Result<(), LoadError> {
-    conn.exec_drop(
-        "INSERT IGNORE INTO `ferry_meta`.`load_file_v1` (task_id, file_id, file, db, tbl, size) VALUES (?, ?, ?, ?, ?, ?)",
-        (task, file_id(name), name, db, tbl, size),
-    )
-    .await
-    .map_err(|e| from_driver(e, "writing ferry_meta.load_file_v1"))
+    let what = "registering files and tables in ferry_meta";
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| from_driver(e, what))?;
+    for part in files.chunks(REGISTER_BATCH) {
+        let mut params: Vec<mysql_async::Value> = Vec::with_capacity(part.len() * 6);
+        for (name, db, tbl, size) in part {
+            params.extend([
+                task.into(),
+                file_id(name).into(),
+                name.as_str().into(),
+                db.as_str().into(),
+                tbl.as_str().into(),
+                (*size).into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT IGNORE INTO `ferry_meta`.`load_file_v1` (task_id, file_id, file, db, tbl, size) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?)"; part.len()].join(", ")
+        );
+        conn.exec_drop(sql, params)
+            .await
+            .map_err(|e| from_driver(e, what))?;
+    }
+    for part in tables.chunks(REGISTER_BATCH) {
+        let mut params: Vec<mysql_async::Value> = Vec::with_capacity(part.len() * 4);
+        for (db, tbl, state) in part {
+            params.extend([
+                task.into(),
+                db.as_str().into(),
+                tbl.as_str().into(),
+                (*state).into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO `ferry_meta`.`load_table_v1` (task_id, db, tbl, state) VALUES {} \
+             ON DUPLICATE KEY UPDATE state = VALUES(state)",
+            vec!["(?, ?, ?, ?)"; part.len()].join(", ")
+        );
+        conn.exec_drop(sql, params)
+            .await
+            .map_err(|e| from_driver(e, what))?;
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| from_driver(e, what))
 }
 
 /// A process taking part in a task: holds its lock on `conn` and beats its heartbeat.
@@ -272,37 +338,41 @@ pub struct Claim {
     pub took_over: Option<String>,
 }
 
-/// Claims the next file to load: a pending one (largest first), else one whose owner is gone.
-/// `None` when nothing is claimable now; `Some(n)` in `busy` tells how many files other live
-/// processes still hold.
+/// Files claimed at most at once (see [`claim_next`]).
+const CLAIM_BATCH: usize = 64;
+
+/// Claims the next files to load: pending ones (largest first) — the first, then more while
+/// their sizes add up to at most `budget` bytes, so small files are claimed many in one
+/// transaction and big ones one by one — else one whose owner is gone. Empty when nothing is
+/// claimable now; `busy` then tells how many files other live processes still hold.
+///
+/// Every claimer walks the pending files in the same order and locks each row it claims until
+/// its commit, so two claimers wait for each other instead of deadlocking, and the second sees
+/// a row the first claimed as no longer pending.
 pub async fn claim_next(
     conn: &mut Conn,
     task: &str,
     owner: &str,
     lease: Duration,
+    budget: u64,
     busy: &mut u64,
-) -> Result<Option<Claim>, LoadError> {
+) -> Result<Vec<Claim>, LoadError> {
     *busy = 0;
-    let pending: Vec<(String, String)> = conn
+    let pending: Vec<(String, String, u64)> = conn
         .exec(
-            "SELECT file_id, file FROM `ferry_meta`.`load_file_v1` WHERE task_id = ? AND state = 0 ORDER BY size DESC, file_id LIMIT 16",
+            format!("SELECT file_id, file, size FROM `ferry_meta`.`load_file_v1` WHERE task_id = ? AND state = 0 ORDER BY size DESC, file_id LIMIT {CLAIM_BATCH}"),
             (task,),
         )
         .await
         .map_err(|e| from_driver(e, "reading ferry_meta.load_file_v1"))?;
-    for (fid, file) in pending {
-        conn.exec_drop(
-            "UPDATE `ferry_meta`.`load_file_v1` SET state = 1, owner = ?, claimed_at = NOW(6) WHERE task_id = ? AND file_id = ? AND state = 0",
-            (owner, task, &fid),
-        )
-        .await
-        .map_err(|e| from_driver(e, "claiming a file"))?;
-        if conn.affected_rows() == 1 {
-            return Ok(Some(Claim {
-                file,
-                file_id: fid,
-                took_over: None,
-            }));
+    if !pending.is_empty() {
+        let claimed = claim_pending(conn, task, owner, pending, budget).await;
+        if claimed.is_err() {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        let claimed = claimed?;
+        if !claimed.is_empty() {
+            return Ok(claimed);
         }
     }
     // Files held by others: take over those whose owner is gone.
@@ -338,28 +408,80 @@ pub async fn claim_next(
         .await
         .map_err(|e| from_driver(e, "taking over a file"))?;
         if conn.affected_rows() == 1 {
-            return Ok(Some(Claim {
+            return Ok(vec![Claim {
                 file,
                 file_id: fid,
                 took_over: Some(old),
-            }));
+            }]);
         }
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
-/// Chunks of a file already loaded (by anyone).
+/// Claims files of `pending` in order, in one transaction, until their sizes pass `budget`.
+async fn claim_pending(
+    conn: &mut Conn,
+    task: &str,
+    owner: &str,
+    pending: Vec<(String, String, u64)>,
+    budget: u64,
+) -> Result<Vec<Claim>, LoadError> {
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| from_driver(e, "claiming files"))?;
+    let mut claimed = Vec::new();
+    let mut bytes = 0u64;
+    for (fid, file, size) in pending {
+        if !claimed.is_empty() && bytes.saturating_add(size) > budget {
+            break;
+        }
+        conn.exec_drop(
+            "UPDATE `ferry_meta`.`load_file_v1` SET state = 1, owner = ?, claimed_at = NOW(6) WHERE task_id = ? AND file_id = ? AND state = 0",
+            (owner, task, &fid),
+        )
+        .await
+        .map_err(|e| from_driver(e, "claiming a file"))?;
+        if conn.affected_rows() == 1 {
+            bytes = bytes.saturating_add(size);
+            claimed.push(Claim {
+                file,
+                file_id: fid,
+                took_over: None,
+            });
+        }
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| from_driver(e, "claiming files"))?;
+    Ok(claimed)
+}
+
+/// Chunks already loaded (by anyone) of the files `fids`, by file id.
 pub async fn done_chunks(
     conn: &mut Conn,
     task: &str,
-    fid: &str,
-) -> Result<Vec<(u32, u64)>, LoadError> {
-    conn.exec(
-        "SELECT chunk, `rows` FROM `ferry_meta`.`load_chunk_v1` WHERE task_id = ? AND file_id = ?",
-        (task, fid),
-    )
-    .await
-    .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))
+    fids: &[&str],
+) -> Result<HashMap<String, Vec<(u32, u64)>>, LoadError> {
+    let mut out: HashMap<String, Vec<(u32, u64)>> = HashMap::new();
+    if fids.is_empty() {
+        return Ok(out);
+    }
+    let mut params: Vec<mysql_async::Value> = vec![task.into()];
+    params.extend(fids.iter().map(|f| (*f).into()));
+    let rows: Vec<(String, u32, u64)> = conn
+        .exec(
+            format!(
+                "SELECT file_id, chunk, `rows` FROM `ferry_meta`.`load_chunk_v1` WHERE task_id = ? AND file_id IN ({})",
+                vec!["?"; fids.len()].join(", ")
+            ),
+            params,
+        )
+        .await
+        .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))?;
+    for (fid, chunk, rows) in rows {
+        out.entry(fid).or_default().push((chunk, rows));
+    }
+    Ok(out)
 }
 
 pub async fn finish_file(
@@ -405,22 +527,23 @@ pub async fn files_left(conn: &mut Conn, task: &str) -> Result<u64, LoadError> {
     Ok(n.unwrap_or(0))
 }
 
-/// Rows loaded per table, from the chunk checkpoints.
+/// Rows loaded per table of a task, by `(db, table)`, from the chunk checkpoints.
 pub async fn loaded_rows(
     conn: &mut Conn,
     task: &str,
-    db: &str,
-    tbl: &str,
-) -> Result<u64, LoadError> {
-    let n: Option<Option<u64>> = conn
-        .exec_first(
-            "SELECT CAST(SUM(c.`rows`) AS UNSIGNED) FROM `ferry_meta`.`load_chunk_v1` c JOIN `ferry_meta`.`load_file_v1` f \
-               ON f.task_id = c.task_id AND f.file_id = c.file_id WHERE c.task_id = ? AND f.db = ? AND f.tbl = ?",
-            (task, db, tbl),
+) -> Result<HashMap<(String, String), u64>, LoadError> {
+    let rows: Vec<(String, String, Option<u64>)> = conn
+        .exec(
+            "SELECT f.db, f.tbl, CAST(SUM(c.`rows`) AS UNSIGNED) FROM `ferry_meta`.`load_chunk_v1` c JOIN `ferry_meta`.`load_file_v1` f \
+               ON f.task_id = c.task_id AND f.file_id = c.file_id WHERE c.task_id = ? GROUP BY f.db, f.tbl",
+            (task,),
         )
         .await
         .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))?;
-    Ok(n.flatten().unwrap_or(0))
+    Ok(rows
+        .into_iter()
+        .map(|(d, t, n)| ((d, t), n.unwrap_or(0)))
+        .collect())
 }
 
 pub async fn views_done(conn: &mut Conn, task: &str) -> Result<bool, LoadError> {

@@ -14,13 +14,16 @@ pub mod checkpoint;
 pub mod discover;
 pub mod error;
 pub mod input;
+pub mod scan;
 pub mod schema;
+mod setup;
 pub mod split;
 pub mod sql;
 pub mod transcode;
+mod verify;
 mod worker;
 
-use crate::checkpoint::{Owner, META_DB};
+use crate::checkpoint::Owner;
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
 use crate::transcode::{CsvFormat, Method, TableShape};
@@ -151,6 +154,8 @@ pub(crate) struct TableCtx {
     pub csv: Option<CsvFormat>,
     /// Target column names (lower case) for checking CSV headers.
     pub target_columns: Vec<String>,
+    /// The target table's AUTO_INCREMENT column, if it has one.
+    pub auto_increment: Option<String>,
 }
 
 /// A file being loaded by this process.
@@ -213,7 +218,7 @@ impl Run {
 
 /// What identifies the dump across processes and machines: the S3 URL, or the local
 /// directory's canonical path.
-fn dump_identity(storage: &Arc<dyn Storage>) -> String {
+pub(crate) fn dump_identity(storage: &Arc<dyn Storage>) -> String {
     match storage.local_path("") {
         Some(p) => std::fs::canonicalize(&p)
             .map(|c| c.display().to_string())
@@ -366,7 +371,7 @@ async fn run_owned(
 ) -> Result<LoadSummary, LoadError> {
     let setup_lock = checkpoint::lock_name(&task, "setup");
     checkpoint::get_lock(&mut ctl, &setup_lock, Duration::from_secs(3600)).await?;
-    let setup = setup_tables(&cfg, &storage, &layout, &task, &mut ctl).await;
+    let setup = setup::setup_tables(&cfg, &storage, &layout, &task, &mut ctl).await;
     checkpoint::release_lock(&mut ctl, &setup_lock).await?;
     let (tables, skipped_tables, chunk_size) = setup?;
 
@@ -441,13 +446,20 @@ async fn run_owned(
     let mut ctl = worker::fresh_connection(&run, ctl).await?;
 
     // Tables whose last file another (possibly dead) process finished.
-    for i in 0..run.tables.len() {
-        worker::finalize_table(&run, &mut ctl, i).await?;
+    let states = checkpoint::table_states(&mut ctl, &run.task).await?;
+    for (i, t) in run.tables.iter().enumerate() {
+        let key = (t.plan.db.clone(), t.plan.name.clone());
+        if states
+            .get(&key)
+            .is_none_or(|(s, _)| *s != checkpoint::TABLE_FINISHED)
+        {
+            worker::finalize_table(&run, &mut ctl, i).await?;
+        }
     }
     let views = finish_views_and_post(&run, &layout, &mut ctl).await?;
     let mut verified = Vec::new();
     if run.cfg.verify {
-        verified = verify(&run, &mut ctl).await?;
+        verified = verify::verify(&run, &mut ctl).await?;
     }
     let mismatches = verified.iter().filter(|c| !c.ok).count();
     let secs = started.elapsed().as_secs_f64().max(0.001);
@@ -511,296 +523,6 @@ fn mismatch_error(verified: &[TableCheck]) -> LoadError {
     ))
 }
 
-/// Creates databases and tables and registers the files; returns the tables to load, how many
-/// were skipped (`--on-existing skip`) and the task's chunk size.
-async fn setup_tables(
-    cfg: &LoadConfig,
-    storage: &Arc<dyn Storage>,
-    layout: &DumpLayout,
-    task: &str,
-    ctl: &mut mysql_async::Conn,
-) -> Result<(Vec<TableCtx>, usize, u64), LoadError> {
-    let chunk_size =
-        checkpoint::register_task(ctl, task, &dump_identity(storage), cfg.chunk_size).await?;
-    ctl.query_drop("SET SESSION foreign_key_checks = 0")
-        .await
-        .map_err(|e| from_driver(e, "session setup"))?;
-    if !cfg.no_schema {
-        for (db, file) in &layout.databases {
-            let text = match file {
-                Some(f) => Some((
-                    read_schema_text(cfg, storage, f).await?,
-                    storage.describe(f),
-                )),
-                None => None,
-            };
-            schema::create_database(ctl, db, text.as_ref().map(|(t, f)| (&t[..], f.as_str())))
-                .await?;
-        }
-    }
-    // Existing data first: one report for all tables.
-    let mut occupied = Vec::new();
-    let mut states = Vec::new();
-    for t in &layout.tables {
-        let state = checkpoint::table_state(ctl, task, &t.db, &t.name).await?;
-        let exists = schema::table_exists(ctl, &t.db, &t.name).await?;
-        if state.is_none() && exists && schema::table_has_rows(ctl, &t.db, &t.name).await? {
-            occupied.push(qualified(&t.db, &t.name));
-        }
-        states.push((state, exists));
-    }
-    let resumed = states.iter().filter(|(s, _)| s.is_some()).count();
-    let existing = states.iter().filter(|(s, e)| s.is_none() && *e).count();
-    tracing::info!(
-        new = states.len() - resumed - existing,
-        existing_empty = existing - occupied.len(),
-        holding_rows = occupied.len(),
-        resumed,
-        "precheck: target tables"
-    );
-    if !occupied.is_empty() && cfg.on_existing == OnExisting::Error {
-        let n = occupied.len();
-        occupied.truncate(10);
-        return Err(LoadError::Target(format!(
-            "precheck: {n} target table(s) already hold rows: {}; use --on-existing append|truncate|skip, or empty them",
-            occupied.join(", ")
-        )));
-    }
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    for (t, (state, exists)) in layout.tables.iter().zip(states) {
-        let q = qualified(&t.db, &t.name);
-        let had_rows = occupied.contains(&q);
-        if state.is_none() {
-            if had_rows && cfg.on_existing == OnExisting::Skip {
-                tracing::info!(table = %q, "target table holds rows: skipped (--on-existing skip)");
-                checkpoint::set_table_state(
-                    ctl,
-                    task,
-                    &t.db,
-                    &t.name,
-                    checkpoint::TABLE_FINISHED,
-                    None,
-                )
-                .await?;
-                skipped += 1;
-                continue;
-            }
-            if had_rows && cfg.on_existing == OnExisting::Truncate {
-                tracing::info!(table = %q, "emptying the target table (--on-existing truncate)");
-                schema::exec(ctl, format!("TRUNCATE TABLE {q}").as_bytes(), &q).await?;
-            }
-            if !exists {
-                if cfg.no_schema {
-                    return Err(LoadError::Target(format!(
-                        "{q} does not exist on the target and --no-schema was given: create it first, or drop --no-schema"
-                    )));
-                }
-                let Some(f) = &t.schema_file else {
-                    return Err(LoadError::Dump(format!(
-                        "{q}: the dump has no schema file for it and the target has no such table: create it on the target and use --no-schema"
-                    )));
-                };
-                let text = read_schema_text(cfg, storage, f).await?;
-                schema::create_table(ctl, &t.db, &t.name, &text, &storage.describe(f)).await?;
-            }
-            let mut restore = None;
-            // Only tables this load created: a user's existing table keeps its indexes.
-            if cfg.defer_indexes && !exists {
-                let idx = schema::secondary_indexes(ctl, &t.db, &t.name).await?;
-                if !idx.is_empty() {
-                    let drop: Vec<String> = idx
-                        .iter()
-                        .map(|(n, _)| format!("DROP INDEX {}", ferry_shared::ident::quote_ident(n)))
-                        .collect();
-                    let add: Vec<String> = idx.iter().map(|(_, d)| format!("ADD {d}")).collect();
-                    let restore_sql = format!("ALTER TABLE {q} {}", add.join(", "));
-                    // Record the definitions before dropping: a crash in between keeps them.
-                    checkpoint::set_table_state(ctl, task, &t.db, &t.name, 0, Some(&restore_sql))
-                        .await?;
-                    match ctl
-                        .query_drop(format!("ALTER TABLE {q} {}", drop.join(", ")))
-                        .await
-                    {
-                        Ok(()) => {
-                            tracing::info!(table = %q, indexes = idx.len(), "secondary indexes deferred");
-                            restore = Some(restore_sql);
-                        }
-                        Err(e) => {
-                            tracing::warn!(table = %q, error = %e, "cannot defer the indexes (kept)");
-                            checkpoint::set_table_state(ctl, task, &t.db, &t.name, 0, Some(""))
-                                .await?;
-                        }
-                    }
-                }
-            }
-            for f in &t.files {
-                checkpoint::register_file(ctl, task, &f.name, &t.db, &t.name, f.size).await?;
-            }
-            checkpoint::set_table_state(
-                ctl,
-                task,
-                &t.db,
-                &t.name,
-                checkpoint::TABLE_LOADING,
-                restore.as_deref(),
-            )
-            .await?;
-        } else if state.as_ref().is_some_and(|(s, _)| *s == 0) {
-            // A crash between deferring indexes and registering files: finish the setup.
-            for f in &t.files {
-                checkpoint::register_file(ctl, task, &f.name, &t.db, &t.name, f.size).await?;
-            }
-            checkpoint::set_table_state(ctl, task, &t.db, &t.name, checkpoint::TABLE_LOADING, None)
-                .await?;
-        }
-        out.push(table_ctx(cfg, storage, layout, t, ctl).await?);
-    }
-    Ok((out, skipped, chunk_size))
-}
-
-async fn read_schema_text(
-    cfg: &LoadConfig,
-    storage: &Arc<dyn Storage>,
-    name: &str,
-) -> Result<Vec<u8>, LoadError> {
-    let raw = input::read_all(storage, name).await?;
-    decode_text(cfg, raw, &storage.describe(name))
-}
-
-/// Schema text in the connection's character set: GB18030 input is transcoded; with `auto`,
-/// text that is not UTF-8 but is valid GB18030 is transcoded too.
-fn decode_text(cfg: &LoadConfig, raw: Vec<u8>, file: &str) -> Result<Vec<u8>, LoadError> {
-    let gb = || {
-        let (text, _, bad) = encoding_rs::GB18030.decode(&raw);
-        (!bad).then(|| text.into_owned().into_bytes())
-    };
-    match cfg.charset.as_str() {
-        "gb18030" => gb().ok_or_else(|| LoadError::Input {
-            file: file.to_string(),
-            offset: 0,
-            message: "not valid GB18030 text (--character-set gb18030)".into(),
-        }),
-        "utf8mb4" => match std::str::from_utf8(&raw) {
-            Ok(_) => Ok(raw),
-            Err(e) => Err(LoadError::Input {
-                file: file.to_string(),
-                offset: e.valid_up_to() as u64,
-                message: "invalid UTF-8 (--character-set utf8mb4): set the file's --character-set"
-                    .into(),
-            }),
-        },
-        "auto" if std::str::from_utf8(&raw).is_err() => match gb() {
-            Some(t) => {
-                tracing::info!(file, "schema file is not UTF-8; read as GB18030");
-                Ok(t)
-            }
-            None => Ok(raw),
-        },
-        _ => Ok(raw),
-    }
-}
-
-async fn table_ctx(
-    cfg: &LoadConfig,
-    storage: &Arc<dyn Storage>,
-    layout: &DumpLayout,
-    t: &TablePlan,
-    ctl: &mut mysql_async::Conn,
-) -> Result<TableCtx, LoadError> {
-    let q = qualified(&t.db, &t.name);
-    let target = schema::target_columns(ctl, &t.db, &t.name).await?;
-    let target_lower: Vec<String> = target.iter().map(|c| c.name.to_lowercase()).collect();
-    let dump_columns: Vec<String> = if let Some(m) = &t.manifest {
-        m.columns
-            .iter()
-            .filter(|c| !c.generated)
-            .map(|c| c.name.clone())
-            .collect()
-    } else if let (true, Some(f)) = (
-        cfg.no_schema || cfg.on_existing == OnExisting::Append,
-        &t.schema_file,
-    ) {
-        let text = read_schema_text(cfg, storage, f).await?;
-        let scratch = format!("scratch_{}", &checkpoint::file_id(&q)[..16]);
-        schema::schema_file_columns(ctl, META_DB, &scratch, &text, &storage.describe(f))
-            .await?
-            .into_iter()
-            .filter(|c| !c.generated)
-            .map(|c| c.name)
-            .collect()
-    } else {
-        target
-            .iter()
-            .filter(|c| !c.generated)
-            .map(|c| c.name.clone())
-            .collect()
-    };
-    for c in &dump_columns {
-        if !target_lower.contains(&c.to_lowercase()) {
-            return Err(LoadError::Target(format!(
-                "column `{c}` of {q} in the dump does not exist in the target table (it has: {}): add it on the target, or load into a table that has it",
-                target.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-    }
-    let csv = t
-        .files
-        .iter()
-        .any(|f| f.kind == DataKind::Csv)
-        .then(|| csv_format(cfg, layout));
-    Ok(TableCtx {
-        plan: t.clone(),
-        shape: TableShape {
-            qualified: q,
-            columns: dump_columns,
-            bit_columns: target
-                .iter()
-                .filter(|c| c.data_type == "bit")
-                .map(|c| c.name.clone())
-                .collect(),
-            typed_text_columns: target
-                .iter()
-                .filter(|c| matches!(c.data_type.as_str(), "inet4" | "inet6" | "uuid"))
-                .map(|c| c.name.clone())
-                .collect(),
-        },
-        csv,
-        target_columns: target_lower,
-    })
-}
-
-fn csv_format(cfg: &LoadConfig, layout: &DumpLayout) -> CsvFormat {
-    let (sep, delim, null, header, esc) =
-        match layout.manifest.as_ref().and_then(|m| m.output.csv.as_ref()) {
-            Some(d) => (
-                d.separator.clone(),
-                d.delimiter.clone(),
-                d.null_value.clone(),
-                d.header,
-                d.escape_backslash,
-            ),
-            None => (
-                cfg.csv.separator.clone(),
-                cfg.csv.delimiter.clone(),
-                cfg.csv.null_value.clone(),
-                cfg.csv.header,
-                cfg.csv.backslash_escape,
-            ),
-        };
-    CsvFormat {
-        separator: sep.into_bytes(),
-        delimiter: delim.bytes().next(),
-        backslash_escape: esc,
-        null_values: if null.is_empty() && !cfg.csv.null_value.is_empty() {
-            Vec::new()
-        } else {
-            vec![null.into_bytes()]
-        },
-        header,
-    }
-}
-
 /// Views (after all tables), then triggers and routines; once per task.
 async fn finish_views_and_post(
     run: &Run,
@@ -816,7 +538,7 @@ async fn finish_views_and_post(
         if !run.cfg.no_schema {
             create_views(run, layout, ctl).await?;
             for (db, file) in &layout.post {
-                let text = read_schema_text(&run.cfg, &run.storage, file).await?;
+                let text = setup::read_schema_text(&run.cfg, &run.storage, file).await?;
                 let desc = run.storage.describe(file);
                 schema::exec(
                     ctl,
@@ -876,7 +598,7 @@ async fn create_views(
 ) -> Result<(), LoadError> {
     let mut pending: Vec<(String, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
     for v in &layout.views {
-        let raw = read_schema_text(&run.cfg, &run.storage, &v.file).await?;
+        let raw = setup::read_schema_text(&run.cfg, &run.storage, &v.file).await?;
         let desc = run.storage.describe(&v.file);
         let strip = match run.cfg.definer {
             DefinerPolicy::Keep => false,
@@ -933,50 +655,4 @@ async fn create_views(
         pending = rest;
     }
     Ok(())
-}
-
-async fn verify(run: &Run, ctl: &mut mysql_async::Conn) -> Result<Vec<TableCheck>, LoadError> {
-    let mut out = Vec::new();
-    for t in &run.tables {
-        let q = &t.shape.qualified;
-        let m = t.plan.manifest.as_ref();
-        let strict =
-            run.cfg.on_existing != OnExisting::Append && run.cfg.on_duplicate == OnDuplicate::Error;
-        let (rows, checksum_ok) = match m.and_then(|m| m.checksum.as_ref()) {
-            Some(c) => {
-                let qtext = ferry_shared::checksum::query(&c.row_expression, q, None);
-                let r: Option<(u64, String)> = ctl
-                    .query_first(qtext)
-                    .await
-                    .map_err(|e| from_driver(e, &format!("checksum of {q}")))?;
-                let (n, sum) = r.unwrap_or((0, "0".into()));
-                (n, Some(sum == c.sum && n == c.rows))
-            }
-            None => {
-                let n: Option<u64> = ctl
-                    .query_first(format!("SELECT COUNT(*) FROM {q}"))
-                    .await
-                    .map_err(|e| from_driver(e, &format!("counting {q}")))?;
-                (n.unwrap_or(0), None)
-            }
-        };
-        let expected = match m {
-            Some(m) => Some(m.rows),
-            None => Some(checkpoint::loaded_rows(ctl, &run.task, &t.plan.db, &t.plan.name).await?),
-        };
-        let count_ok = !strict || expected.is_none_or(|e| e == rows);
-        let ok = count_ok && (!strict || checksum_ok.unwrap_or(true));
-        out.push(TableCheck {
-            table: q.clone(),
-            rows,
-            expected_rows: expected,
-            checksum: match checksum_ok {
-                Some(true) => "ok".into(),
-                Some(false) => "mismatch".into(),
-                None => "not checked".into(),
-            },
-            ok,
-        });
-    }
-    Ok(out)
 }

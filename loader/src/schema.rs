@@ -2,11 +2,12 @@
 //! names give; columns read back from the target; secondary indexes deferred and restored.
 
 use crate::error::{from_driver, LoadError};
-use crate::split::next_statement_end;
+use crate::scan::next_statement_end;
 use crate::sql::read_ident;
-use ferry_shared::ident::{qualified, quote_ident};
+use ferry_shared::ident::{qualified, quote_ident, quote_str};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use std::collections::{HashMap, HashSet};
 
 /// A column of a target table.
 #[derive(Debug, Clone)]
@@ -14,6 +15,7 @@ pub struct TargetColumn {
     pub name: String,
     pub data_type: String,
     pub generated: bool,
+    pub auto_increment: bool,
 }
 
 /// The statements of a schema file, without leading comments and trailing `;`.
@@ -283,15 +285,30 @@ pub fn view_statement(
     None
 }
 
-pub async fn table_exists(conn: &mut Conn, db: &str, name: &str) -> Result<bool, LoadError> {
-    let n: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (db, name),
-        )
+/// The base tables (and views) that exist on the target in `schemas`, as `(db, name)`.
+pub async fn existing_tables(
+    conn: &mut Conn,
+    schemas: &[String],
+) -> Result<HashSet<(String, String)>, LoadError> {
+    if schemas.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<(String, String)> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({})",
+            in_list(schemas)
+        ))
         .await
         .map_err(|e| from_driver(e, "reading information_schema.TABLES"))?;
-    Ok(n.unwrap_or(0) > 0)
+    Ok(rows.into_iter().collect())
+}
+
+fn in_list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| quote_str(v))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub async fn table_has_rows(conn: &mut Conn, db: &str, name: &str) -> Result<bool, LoadError> {
@@ -302,27 +319,60 @@ pub async fn table_has_rows(conn: &mut Conn, db: &str, name: &str) -> Result<boo
     Ok(r.is_some())
 }
 
+type ColumnRow = (String, String, String, String, String);
+
+fn target_column((_, _, name, data_type, extra): ColumnRow) -> TargetColumn {
+    let extra = extra.to_ascii_uppercase();
+    TargetColumn {
+        name,
+        data_type: data_type.to_ascii_lowercase(),
+        generated: extra.contains("GENERATED"),
+        auto_increment: extra.contains("AUTO_INCREMENT"),
+    }
+}
+
+const COLUMNS_QUERY: &str = "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA \
+     FROM information_schema.COLUMNS";
+
 pub async fn target_columns(
     conn: &mut Conn,
     db: &str,
     name: &str,
 ) -> Result<Vec<TargetColumn>, LoadError> {
-    let rows: Vec<(String, String, String)> = conn
+    let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            format!(
+                "{COLUMNS_QUERY} WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
+            ),
             (db, name),
         )
         .await
         .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(n, t, extra)| TargetColumn {
-            name: n,
-            data_type: t.to_ascii_lowercase(),
-            generated: extra.to_ascii_uppercase().contains("GENERATED"),
-        })
-        .collect())
+    Ok(rows.into_iter().map(target_column).collect())
+}
+
+/// The columns of every table in `schemas`, by `(db, table)`, in one query.
+pub async fn target_columns_of(
+    conn: &mut Conn,
+    schemas: &[String],
+) -> Result<HashMap<(String, String), Vec<TargetColumn>>, LoadError> {
+    let mut out: HashMap<(String, String), Vec<TargetColumn>> = HashMap::new();
+    if schemas.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<ColumnRow> = conn
+        .query(format!(
+            "{COLUMNS_QUERY} WHERE TABLE_SCHEMA IN ({}) \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+            in_list(schemas)
+        ))
+        .await
+        .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
+    for row in rows {
+        let key = (row.0.clone(), row.1.clone());
+        out.entry(key).or_default().push(target_column(row));
+    }
+    Ok(out)
 }
 
 /// The columns a schema file defines, read back from a scratch copy created on the target

@@ -6,7 +6,7 @@
 //! calls, `DEFAULT`, expressions) makes the statement [`ParseError::Unsupported`], and the caller
 //! runs that one statement as it is.
 
-use crate::split::next_statement_end;
+use crate::scan::next_statement_end;
 
 /// One literal of a VALUES tuple.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -225,7 +225,7 @@ pub fn sql_chunk(
     let mut at = 0usize;
     let mut values: Vec<Value<'_>> = Vec::new();
     while at < data.len() {
-        let (end, open) = crate::split::next_statement_end(data, at, opts.sql_backslash);
+        let (end, open) = crate::scan::next_statement_end(data, at, opts.sql_backslash);
         if open {
             return Err(err(at, "a statement with an unclosed quote or comment"));
         }

@@ -8,10 +8,10 @@ use crate::split::{self, Chunk, Syntax};
 use crate::transcode::{self, Step, TranscodeOptions};
 use crate::{FileState, OnDuplicate, Run};
 use bytes::Bytes;
-use ferry_shared::failure::{retry_with_backoff, Backoff};
+use ferry_shared::failure::{Backoff, Class, Classify};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,13 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
     let mut ctl = reconnect(run, &mut backoff).await?;
     let mut readers: tokio::task::JoinSet<Result<(), LoadError>> = tokio::task::JoinSet::new();
     let mut taken_over = 0u64;
+    let mut claimed = VecDeque::new();
+    let files: HashMap<&str, (usize, &crate::discover::DataFile)> = run
+        .tables
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.plan.files.iter().map(move |f| (f.name.as_str(), (i, f))))
+        .collect();
     // The checkpoint queries below run on `ctl`; when the target goes away they fail, and the
     // loop reconnects and goes on (claims are single statements, safe to repeat).
     let result: Result<(), LoadError> = loop {
@@ -56,20 +63,15 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                 }
                 let mut busy = 0;
                 while readers.len() < run.cfg.threads {
-                    let claim = checkpoint::claim_next(&mut ctl, &run.task, &run.owner, run.cfg.lease, &mut busy).await?;
-                    let Some(claim) = claim else { break };
-                    if let Some(old) = &claim.took_over {
-                        tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
-                        taken_over += 1;
+                    if claimed.is_empty() {
+                        claim_more(run, &mut ctl, chunk_size, &mut busy, &mut claimed, &mut taken_over).await?;
                     }
-                    let Some((ti, df)) = run.tables.iter().enumerate().find_map(|(i, t)| {
-                        t.plan.files.iter().find(|f| f.name == claim.file).map(|f| (i, f.clone()))
-                    }) else {
+                    let Some((claim, done)) = claimed.pop_front() else { break };
+                    let Some((ti, df)) = files.get(claim.file.as_str()).map(|(i, f)| (*i, (*f).clone())) else {
                         // Registered by a run with another filter: not ours to load.
                         tracing::warn!(file = %claim.file, "claimed a file outside this run's tables; leaving it");
                         continue;
                     };
-                    let done = checkpoint::done_chunks(&mut ctl, &run.task, &claim.file_id).await?;
                     let state = Arc::new(FileState {
                         name: claim.file.clone(),
                         file_id: claim.file_id.clone(),
@@ -168,6 +170,33 @@ async fn reconnect(run: &Run, backoff: &mut Backoff) -> Result<Conn, LoadError> 
     }
 }
 
+/// Files claimed but not started, with the chunks of each already loaded.
+type Claimed = VecDeque<(checkpoint::Claim, Vec<(u32, u64)>)>;
+
+/// Claims the next files (small ones many at once, up to `budget` bytes) into `claimed`.
+async fn claim_more(
+    run: &Run,
+    ctl: &mut Conn,
+    budget: u64,
+    busy: &mut u64,
+    claimed: &mut Claimed,
+    taken_over: &mut u64,
+) -> Result<(), LoadError> {
+    let batch =
+        checkpoint::claim_next(ctl, &run.task, &run.owner, run.cfg.lease, budget, busy).await?;
+    let ids: Vec<&str> = batch.iter().map(|c| c.file_id.as_str()).collect();
+    let mut done = checkpoint::done_chunks(ctl, &run.task, &ids).await?;
+    for claim in batch {
+        if let Some(old) = &claim.took_over {
+            tracing::info!(file = %claim.file, previous_owner = %old, "taking over a file whose claimant is gone");
+            *taken_over += 1;
+        }
+        let d = done.remove(&claim.file_id).unwrap_or_default();
+        claimed.push_back((claim, d));
+    }
+    Ok(())
+}
+
 async fn read_file(
     run: Arc<Run>,
     state: Arc<FileState>,
@@ -253,11 +282,21 @@ async fn read_file(
         Err(e) => return Err(e),
     }
     state.split_done.store(true, Ordering::SeqCst);
-    maybe_finish_file(&run, &state).await
+    let mut meta = None;
+    let r = maybe_finish_file(&run, &state, &mut meta).await;
+    if let Some(c) = meta {
+        let _ = c.disconnect().await;
+    }
+    r
 }
 
-/// Marks the file done once it is split and every chunk it emitted is committed.
-async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(), LoadError> {
+/// Marks the file done once it is split and every chunk it emitted is committed, on `meta`
+/// (connected when empty, kept for the next file).
+async fn maybe_finish_file(
+    run: &Arc<Run>,
+    state: &Arc<FileState>,
+    meta: &mut Option<Conn>,
+) -> Result<(), LoadError> {
     if !state.split_done.load(Ordering::SeqCst)
         || state.completed.load(Ordering::SeqCst) != state.emitted.load(Ordering::SeqCst)
         || state.finished.swap(true, Ordering::SeqCst)
@@ -275,25 +314,44 @@ async fn maybe_finish_file(run: &Arc<Run>, state: &Arc<FileState>) -> Result<(),
     }
     let what = format!("finishing {}", run.storage.describe(&state.name));
     let progress = || run.counters.chunks_done.load(Ordering::Relaxed);
-    retry_with_backoff(&run.cfg.retry, &what, progress, |_| {
-        finish_file(run, state, rows)
-    })
-    .await?;
+    let mut backoff = Backoff::new(&run.cfg.retry, what, progress());
+    loop {
+        let kept = meta.is_some();
+        let Err(e) = finish_on(run, state, rows, meta).await else {
+            break;
+        };
+        *meta = None;
+        // A kept connection may have gone stale (a target restart, a timeout): one more try
+        // at once on a fresh one, then the backoff; finishing is idempotent.
+        if kept && e.class() == Class::Transient {
+            continue;
+        }
+        backoff.failed(e, progress()).await?;
+    }
     run.counters.files.fetch_add(1, Ordering::Relaxed);
     run.bars.unit_done(state.table);
     run.file_done.notify_one();
     Ok(())
 }
 
-/// Marks a loaded file done and finalizes its table when it was the last; safe to repeat.
-async fn finish_file(run: &Arc<Run>, state: &Arc<FileState>, rows: u64) -> Result<(), LoadError> {
-    let mut conn = run.cfg.target.connect().await?;
-    checkpoint::finish_file(&mut conn, &run.task, &state.file_id, rows).await?;
-    let t = &run.tables[state.table];
-    if checkpoint::table_files_left(&mut conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
-        finalize_table(run, &mut conn, state.table).await?;
+/// Marks the file done and finalizes its table if that was its last file, on `meta`.
+async fn finish_on(
+    run: &Run,
+    state: &FileState,
+    rows: u64,
+    meta: &mut Option<Conn>,
+) -> Result<(), LoadError> {
+    if meta.is_none() {
+        *meta = Some(run.cfg.target.connect().await?);
     }
-    let _ = conn.disconnect().await;
+    let Some(conn) = meta.as_mut() else {
+        return Err(LoadError::Internal("no connection to finish a file".into()));
+    };
+    checkpoint::finish_file(conn, &run.task, &state.file_id, rows).await?;
+    let t = &run.tables[state.table];
+    if checkpoint::table_files_left(conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
+        finalize_table(run, conn, state.table).await?;
+    }
     Ok(())
 }
 
@@ -327,16 +385,9 @@ pub(crate) async fn finalize_table(
                 Err(e) => return Err(from_driver(e, &format!("restoring the indexes of {q}"))),
             }
         }
-        let ai: Option<String> = conn
-            .exec_first(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
-                (db, name),
-            )
-            .await
-            .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
-        if let Some(col) = ai {
+        if let Some(col) = &t.auto_increment {
             let max: Option<Option<String>> = conn
-                .query_first(format!("SELECT CAST(MAX({}) AS CHAR) FROM {q}", ferry_shared::ident::quote_ident(&col)))
+                .query_first(format!("SELECT CAST(MAX({}) AS CHAR) FROM {q}", ferry_shared::ident::quote_ident(col)))
                 .await
                 .map_err(|e| from_driver(e, &format!("reading MAX({col}) of {q}")))?;
             let next: Option<Option<u64>> = conn
@@ -388,6 +439,7 @@ async fn worker_loop(
     n: usize,
 ) -> Result<(), LoadError> {
     let mut conn: Option<Conn> = None;
+    let mut meta: Option<Conn> = None;
     loop {
         let job = { rx.lock().await.recv().await };
         let Some(mut job) = job else { break };
@@ -483,9 +535,9 @@ async fn worker_loop(
             }
         }
         job.file.completed.fetch_add(1, Ordering::SeqCst);
-        maybe_finish_file(run, &job.file).await?;
+        maybe_finish_file(run, &job.file, &mut meta).await?;
     }
-    if let Some(c) = conn {
+    for c in [conn, meta].into_iter().flatten() {
         let _ = c.disconnect().await;
     }
     Ok(())

@@ -26,10 +26,12 @@ pub fn row_expression<S: AsRef<str>>(columns: &[S]) -> String {
     )
 }
 
-/// `SELECT COUNT(*), SUM(expr) FROM <from> [WHERE cond]`, returning the sum as text.
+/// `SELECT COUNT(*), SUM(expr) FROM <from> [WHERE cond]`, returning the sum as text; the
+/// columns are named `row_count` and `row_sum` (usable as a derived table).
 pub fn query(columns_expr: &str, from: &str, condition: Option<&str>) -> String {
-    let mut q =
-        format!("SELECT COUNT(*), CAST(COALESCE(SUM({columns_expr}),0) AS CHAR) FROM {from}");
+    let mut q = format!(
+        "SELECT COUNT(*) AS row_count, CAST(COALESCE(SUM({columns_expr}),0) AS CHAR) AS row_sum FROM {from}"
+    );
     if let Some(c) = condition {
         q.push_str(" WHERE ");
         q.push_str(c);
