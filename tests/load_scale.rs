@@ -8,46 +8,6 @@ mod harness;
 
 use harness::*;
 use std::io::Write;
-use std::time::Duration;
-
-/// Runs `cmd`, sampling the child's peak RSS (VmHWM) until it exits; returns (stdout, KiB).
-fn run_measuring_rss(cmd: &mut std::process::Command) -> (String, u64) {
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let p2 = peak.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let sampler = std::thread::spawn(move || {
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                for l in st.lines() {
-                    if let Some(v) = l.strip_prefix("VmHWM:") {
-                        let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-                        p2.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().unwrap();
-    assert!(
-        out.status.success(),
-        "ferry load failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        peak.load(std::sync::atomic::Ordering::Relaxed),
-    )
-}
 
 fn write_schema(dir: &std::path::Path, db: &str, table: &str, create: &str) {
     std::fs::write(
@@ -94,7 +54,7 @@ async fn one_gigabyte_table_in_one_file_stays_under_300_mb() {
     f.flush().unwrap();
     drop(f);
     let (out, peak_kb) =
-        run_measuring_rss(load_command(dir.path()).args(["--output", "json", "--threads", "4"]));
+        run_ok_measuring_rss(load_command(dir.path()).args(["--output", "json", "--threads", "4"]));
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     eprintln!(
         "1 GB load: {rows} rows, peak RSS {} MB, {summary}",
