@@ -5,7 +5,9 @@
 #
 #   start   Start moto's server on a free 127.0.0.1 port, create the bucket
 #           `ferry-test`, write DIR/env. A no-op (exit 0, no output) if it
-#           is already up. Installs "moto[server]" with pip if needed.
+#           is already up. The server is moto[server]==5.2.6 in a virtualenv
+#           of its own (FERRY_MOTO_VENV, default ~/.cache/ferry/moto-5.2.6),
+#           created on first use (apt-get installs python3-venv if needed).
 #   stop    Stop the server and delete DIR.
 #   env     Print DIR/env: `eval "$(scripts/s3.sh env)"`.
 #   status  Report whether the server is up; exit 0 only if it is.
@@ -16,7 +18,8 @@
 #
 # DIR/env exports AWS_ACCESS_KEY_ID=test, AWS_SECRET_ACCESS_KEY=test,
 # AWS_REGION=us-east-1 (and AWS_DEFAULT_REGION), FERRY_TEST_S3_ENDPOINT
-# (http://127.0.0.1:PORT; use path-style addressing) and FERRY_TEST_S3_BUCKET.
+# (http://127.0.0.1:PORT; use path-style addressing), FERRY_TEST_S3_BUCKET and
+# FERRY_TEST_S3_LOG (the server's request log: one line per request, with its status).
 set -euo pipefail
 
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -26,9 +29,11 @@ readonly BUCKET=ferry-test
 readonly REGION=us-east-1
 readonly STARTUP_TIMEOUT=30   # seconds to wait for the server to answer
 readonly MARKER=.ferry-s3-sandbox
-# Fallback virtualenv when the default python3 cannot get moto via pip
-# (e.g. Debian's externally-managed system python).
-VENV_DIR="${FERRY_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry/moto-venv}"
+# The S3 server is moto at this version, in a virtualenv of the project's own (5.2.6 answers
+# CompleteMultipartUpload with `CompleteMultipartUploadResult`, as S3 does).
+readonly MOTO_VERSION=5.2.6
+VENV_DIR="${FERRY_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry/moto-$MOTO_VERSION}"
+readonly VENV_STAMP=.ferry-complete
 
 die() { echo "s3.sh: $*" >&2; exit 1; }
 log() { echo "s3.sh: $*" >&2; }
@@ -115,39 +120,53 @@ pick_port() {
     die "could not find a free TCP port"
 }
 
-has_moto() { "$1" -c 'import moto.server, boto3, flask' >/dev/null 2>&1; }
+# True if interpreter $1 runs the pinned moto server (and boto3 for the bucket setup).
+has_moto() {
+    "$1" - "$MOTO_VERSION" >/dev/null 2>&1 <<'PY'
+import sys
+import boto3, flask, moto, moto.server
+sys.exit(0 if moto.__version__ == sys.argv[1] else 1)
+PY
+}
 
-# Set PY to a python interpreter that can run moto's server (and boto3).
+# Set PY to the venv's interpreter, creating the venv with the pinned moto if it is missing
+# or incomplete. Never uses a moto installed elsewhere: moto 5.2.1 (preinstalled on some
+# images) answers CompleteMultipartUpload with a root element the AWS SDK refuses.
 find_python() {
-    local py
+    local py lock
     command -v python3 >/dev/null 2>&1 || die "python3 is required"
-    # Resolve shims (pyenv) to the real interpreter so $! is the server.
+    # Resolve shims (pyenv) to the real interpreter.
     py="$(python3 -c 'import sys; print(sys.executable)')"
-    if has_moto "$py"; then PY="$py"; return 0; fi
-    if [[ -x "$VENV_DIR/bin/python" ]] && has_moto "$VENV_DIR/bin/python"; then
-        PY="$VENV_DIR/bin/python"; return 0
+    mkdir -p -- "$(dirname -- "$VENV_DIR")"
+    # One creator at a time (parallel test runs share the venv); fd 8, not the DIR lock's 9.
+    lock="$VENV_DIR.lock"
+    exec 8>"$lock"
+    flock 8
+    if [[ -e "$VENV_DIR/$VENV_STAMP" ]] && has_moto "$VENV_DIR/bin/python"; then
+        PY="$VENV_DIR/bin/python"
+        exec 8>&-
+        return 0
     fi
-    log "installing moto[server] with pip"
-    if "$py" -m pip install -q --disable-pip-version-check "moto[server]" >&2 2>/dev/null \
-        && has_moto "$py"; then
-        PY="$py"; return 0
-    fi
-    # System python refuses pip (PEP 668) or has no pip: use a private venv.
-    log "falling back to a virtualenv in $VENV_DIR"
+    log "creating $VENV_DIR with moto[server]==$MOTO_VERSION"
+    rm -rf -- "$VENV_DIR"
     if ! "$py" -m venv "$VENV_DIR" >/dev/null 2>&1; then
-        [[ $EUID -eq 0 ]] || die "python3 -m venv failed (install python3-venv)"
+        rm -rf -- "$VENV_DIR"
+        [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null \
+            || die "python3 -m venv failed: install the python3-venv package"
+        log "installing python3-venv with apt-get"
         {
             apt-get -o DPkg::Lock::Timeout=300 update -qq &&
                 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-                    install -y -qq python3-venv python3-pip
+                    install -y -qq python3-venv
         } >&2 || die "apt-get install python3-venv failed"
-        rm -rf -- "$VENV_DIR"
         "$py" -m venv "$VENV_DIR" >&2 || die "python3 -m venv failed"
     fi
-    "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check "moto[server]" >&2 \
-        || die "pip install moto[server] failed"
-    has_moto "$VENV_DIR/bin/python" || die "moto still not importable after install"
+    "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" >&2 || die "pip install moto[server]==$MOTO_VERSION failed"
+    has_moto "$VENV_DIR/bin/python" || die "moto $MOTO_VERSION not importable after install"
+    : >"$VENV_DIR/$VENV_STAMP"
     PY="$VENV_DIR/bin/python"
+    exec 8>&-
 }
 
 # Wait until the server at port $1 (process $2) answers, then create the
@@ -196,7 +215,8 @@ write_env() {
             AWS_REGION "$REGION" \
             AWS_DEFAULT_REGION "$REGION" \
             FERRY_TEST_S3_ENDPOINT "http://127.0.0.1:$port" \
-            FERRY_TEST_S3_BUCKET "$BUCKET"
+            FERRY_TEST_S3_BUCKET "$BUCKET" \
+            FERRY_TEST_S3_LOG "$LOG_FILE"
     } >"$tmp"
     mv -f -- "$tmp" "$ENV_FILE"
 }

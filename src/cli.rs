@@ -85,6 +85,7 @@ impl S3Args {
             region: self.s3_region.clone(),
             force_path_style: None,
             part_size: None,
+            max_buffered_parts: None,
         }
     }
 }

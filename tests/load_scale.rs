@@ -54,7 +54,7 @@ async fn one_gigabyte_table_in_one_file_stays_under_300_mb() {
     f.flush().unwrap();
     drop(f);
     let (out, peak_kb) =
-        run_measuring_rss(load_command(dir.path()).args(["--output", "json", "--threads", "4"]));
+        run_ok_measuring_rss(load_command(dir.path()).args(["--output", "json", "--threads", "4"]));
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     eprintln!(
         "1 GB load: {rows} rows, peak RSS {} MB, {summary}",

@@ -176,7 +176,12 @@ fn json<T: Serialize>(v: &T) -> Bytes {
 /// Runs a dump (or resumes an interrupted one) and returns its summary.
 pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     let started = Instant::now();
-    let storage = storage::open(&cfg.to, &cfg.s3).await?;
+    // S3 part buffers: one filling and one uploading per worker (memory: workers x 2 parts).
+    let s3 = S3Options {
+        max_buffered_parts: Some(cfg.s3.max_buffered_parts.unwrap_or(2 * cfg.threads)),
+        ..cfg.s3.clone()
+    };
+    let storage = storage::open(&cfg.to, &s3).await?;
     if storage.exists(MANIFEST_NAME).await? {
         return Err(DumpError::Definite(format!(
             "{} already holds a complete dump ({} exists); choose another --to or remove it",

@@ -1,17 +1,25 @@
 //! Reading dump files: local files or S3 objects, decompressed by suffix, as one blocking
 //! `std::io::Read` that a splitter thread consumes.
 //!
-//! S3 objects are fetched in ranged GETs of [`S3_BLOCK`] bytes by an async task running one
-//! block ahead of the reader, so memory per open file stays at about two blocks.
+//! S3 objects are read by an async task in ranged GETs of up to [`S3_RANGE`] bytes whose bodies
+//! are streamed, not collected: the task hands the bytes on in pieces of [`PIECE`] bytes through
+//! a queue of [`PIECES_AHEAD`], so an open S3 file holds about four pieces (4 MiB), whatever its
+//! size. A GET cut off part-way is retried from the first byte not yet handed on.
 
 use crate::error::LoadError;
-use bytes::Bytes;
-use ferry_shared::failure::{retry_with_backoff, RetryPolicy};
-use ferry_shared::storage::Storage;
+use bytes::{Bytes, BytesMut};
+use ferry_shared::failure::{Backoff, RetryPolicy};
+use ferry_shared::storage::{Storage, StorageError};
 use std::io::Read;
 use std::sync::Arc;
 
-const S3_BLOCK: u64 = 8 << 20;
+/// Bytes asked for per GET. While the workers are busy, the reader stalls and the server waits
+/// with the rest of the range; a GET the server cuts off meanwhile resumes where it stopped.
+const S3_RANGE: u64 = 64 << 20;
+/// Bytes per piece handed to the reader.
+const PIECE: usize = 1 << 20;
+/// Pieces queued between the fetching task and the reader.
+const PIECES_AHEAD: usize = 2;
 
 /// Compression of a file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,9 +121,9 @@ pub async fn read_all(storage: &Arc<dyn Storage>, name: &str) -> Result<Vec<u8>,
     .map_err(|e| LoadError::Internal(format!("decompression task failed: {e}")))?
 }
 
-/// A blocking reader over an S3 object, fed by ranged GETs one block ahead.
+/// A blocking reader over an S3 object, fed by a task that streams ranged GETs.
 struct RemoteReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     current: Bytes,
     done: bool,
 }
@@ -127,31 +135,29 @@ impl RemoteReader {
         size: u64,
         rt: &tokio::runtime::Handle,
     ) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
         let name = name.to_string();
         rt.spawn(async move {
             let mut at = 0u64;
+            let what = format!("reading {}", storage.describe(&name));
+            let mut backoff = Backoff::new(&RetryPolicy::default(), what, 0);
             while at < size {
-                let len = S3_BLOCK.min(size - at);
-                let what = format!("reading {} at byte {at}", storage.describe(&name));
-                let block = retry_with_backoff(
-                    &RetryPolicy::default(),
-                    &what,
-                    || 0,
-                    |_| storage.read_range(&name, at, len),
-                )
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()));
-                let failed = block.is_err();
-                let tx2 = tx.clone();
-                // The channel is bounded: park the send on a blocking thread, not the runtime.
-                let sent = tokio::task::spawn_blocking(move || tx2.send(block).is_ok())
-                    .await
-                    .unwrap_or(false);
-                if !sent || failed {
-                    return;
+                let len = S3_RANGE.min(size - at);
+                let (moved, result) = forward_range(&*storage, &name, at, len, &tx).await;
+                at += moved;
+                match result {
+                    Ok(true) => {}
+                    // The reader is gone.
+                    Ok(false) => return,
+                    // The bytes handed on are the progress: a GET that moved some starts a
+                    // new retry period.
+                    Err(e) => {
+                        if let Err(e) = backoff.failed(e, at).await {
+                            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                            return;
+                        }
+                    }
                 }
-                at += len;
             }
         });
         RemoteReader {
@@ -162,16 +168,53 @@ impl RemoteReader {
     }
 }
 
+/// Streams `len` bytes at `start` of `name` to `tx` in pieces of about [`PIECE`] bytes. Returns
+/// the bytes sent (also when it fails part-way: a retry resumes after them) and `Ok(false)` if
+/// the receiver is gone.
+async fn forward_range(
+    storage: &dyn Storage,
+    name: &str,
+    start: u64,
+    len: u64,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> (u64, Result<bool, StorageError>) {
+    let mut sent = 0u64;
+    let mut piece = BytesMut::with_capacity(PIECE);
+    let result = async {
+        let mut body = storage.stream_range(name, start, len).await?;
+        while let Some(b) = body.next_piece().await? {
+            piece.extend_from_slice(&b);
+            if piece.len() >= PIECE {
+                sent += piece.len() as u64;
+                if tx.send(Ok(piece.split().freeze())).await.is_err() {
+                    return Ok(false);
+                }
+                piece.reserve(PIECE);
+            }
+        }
+        Ok(true)
+    }
+    .await;
+    // Bytes that arrived before an error are good: hand them on so a retry starts after them.
+    if !piece.is_empty() && !matches!(result, Ok(false)) {
+        sent += piece.len() as u64;
+        if tx.send(Ok(piece.freeze())).await.is_err() {
+            return (sent, Ok(false));
+        }
+    }
+    (sent, result)
+}
+
 impl Read for RemoteReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
             if self.done {
                 return Ok(0);
             }
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.current = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => {
                     self.done = true;
                     return Ok(0);
                 }

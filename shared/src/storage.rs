@@ -5,8 +5,14 @@
 //! are multipart uploads that are completed only in `finish` (or one `PutObject` for small ones).
 //! A writer dropped without `finish` leaves nothing under the final name.
 //!
-//! Memory is bounded per writer: S3 parts are `part_size` bytes (8 MiB by default) and at most
-//! one part is in flight while the next one fills.
+//! Memory is bounded whatever the object sizes. S3 part buffers are exactly `part_size` bytes
+//! (8 MiB by default; a buffer never grows past it), and one `S3Storage` lets at most
+//! `max_buffered_parts` of them exist at once, filling or uploading: a writer takes a slot when
+//! its first byte of a part arrives and the slot is freed when that part's upload ends. A writer
+//! waiting for a slot holds none that is only partly filled (it has just shipped its full part),
+//! and an upload needs no slot to end, so the waits always end. Within a writer, one part
+//! uploads while the next fills. Ranged reads stream (`stream_range`): bytes come as the
+//! server sends them, never a whole range at once.
 
 use crate::failure::{retry_with_backoff, RetryPolicy};
 use async_trait::async_trait;
@@ -86,6 +92,9 @@ pub struct S3Options {
     pub force_path_style: Option<bool>,
     /// Multipart part size in bytes (minimum 5 MiB).
     pub part_size: Option<usize>,
+    /// Part buffers (filling or uploading) that may exist at once over all writers; default 8.
+    /// Writers wait for a free one, so writer memory stays under this many parts.
+    pub max_buffered_parts: Option<usize>,
 }
 
 #[async_trait]
@@ -101,6 +110,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn exists(&self, name: &str) -> Result<bool>;
     async fn read(&self, name: &str) -> Result<Bytes>;
     async fn read_range(&self, name: &str, start: u64, len: u64) -> Result<Bytes>;
+    /// Streams bytes `start..start + len` of `name` piece by piece as they arrive, so a large
+    /// range never sits in memory whole (S3: one ranged GET whose body is read as it comes).
+    async fn stream_range(&self, name: &str, start: u64, len: u64) -> Result<Box<dyn RangeReader>> {
+        let data = self.read_range(name, start, len).await?;
+        Ok(Box::new(WholeRange(Some(data))))
+    }
     /// Writes a small object in one go (atomic).
     async fn put(&self, name: &str, data: Bytes) -> Result<()> {
         let mut w = self.create(name).await?;
@@ -125,6 +140,23 @@ pub trait ObjectWriter: Send {
     async fn write(&mut self, data: Bytes) -> Result<()>;
     /// Makes the object visible under its final name; returns its size.
     async fn finish(self: Box<Self>) -> Result<u64>;
+}
+
+/// The bytes of a ranged read, in the order of the object.
+#[async_trait]
+pub trait RangeReader: Send {
+    /// The next piece of the range; `None` after the last one.
+    async fn next_piece(&mut self) -> Result<Option<Bytes>>;
+}
+
+/// A range read in one piece (stores without streaming reads).
+struct WholeRange(Option<Bytes>);
+
+#[async_trait]
+impl RangeReader for WholeRange {
+    async fn next_piece(&mut self) -> Result<Option<Bytes>> {
+        Ok(self.0.take().filter(|b| !b.is_empty()))
+    }
 }
 
 /// Opens `--to`/`--from` style locations: `s3://bucket/prefix` or a local directory.
@@ -400,6 +432,8 @@ pub struct S3Storage {
     bucket: String,
     prefix: String,
     part_size: usize,
+    /// One permit per part buffer that may exist (see the module doc).
+    part_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -436,11 +470,28 @@ impl S3Storage {
                 format!("{prefix}/")
             },
             part_size: opts.part_size.unwrap_or(8 << 20).max(MIN_PART),
+            part_slots: Arc::new(tokio::sync::Semaphore::new(
+                opts.max_buffered_parts.unwrap_or(8).max(1),
+            )),
         }
     }
 
     fn key(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
+    }
+
+    /// Waits for a free part buffer slot.
+    async fn part_slot(&self, name: &str) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.part_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StorageError::S3 {
+                location: self.describe(name),
+                action: "write",
+                message: e.to_string(),
+                transient: false,
+            })
     }
 
     /// Aborts a multipart upload (best effort: an upload left open stays invisible and is
@@ -571,8 +622,17 @@ impl Storage for S3Storage {
     }
 
     async fn read_range(&self, name: &str, start: u64, len: u64) -> Result<Bytes> {
+        let mut pieces = self.stream_range(name, start, len).await?;
+        let mut out = BytesMut::with_capacity(len.min(64 << 20) as usize);
+        while let Some(piece) = pieces.next_piece().await? {
+            out.extend_from_slice(&piece);
+        }
+        Ok(out.freeze())
+    }
+
+    async fn stream_range(&self, name: &str, start: u64, len: u64) -> Result<Box<dyn RangeReader>> {
         if len == 0 {
-            return Ok(Bytes::new());
+            return Ok(Box::new(WholeRange(None)));
         }
         let resp = self
             .client
@@ -583,20 +643,18 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| self.err(name, "read", e))?;
-        let data = resp.body.collect().await.map_err(|e| StorageError::S3 {
+        Ok(Box::new(S3RangeReader {
             location: self.describe(name),
-            action: "read",
-            message: e.to_string(),
-            transient: true,
-        })?;
-        Ok(data.into_bytes())
+            body: resp.body,
+        }))
     }
 
     async fn create(&self, name: &str) -> Result<Box<dyn ObjectWriter>> {
         Ok(Box::new(S3Writer {
             storage: self.clone(),
             name: name.to_string(),
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            slot: None,
             upload_id: None,
             parts: Vec::new(),
             in_flight: None,
@@ -635,12 +693,34 @@ impl Storage for S3Storage {
     }
 }
 
+/// The body of a ranged GET, read as the server sends it (hyper's buffers, tens of KiB).
+struct S3RangeReader {
+    location: String,
+    body: ByteStream,
+}
+
+#[async_trait]
+impl RangeReader for S3RangeReader {
+    async fn next_piece(&mut self) -> Result<Option<Bytes>> {
+        // A body cut off mid-way (connection reset, timeout) is worth a new ranged GET.
+        self.body.try_next().await.map_err(|e| StorageError::S3 {
+            location: self.location.clone(),
+            action: "read",
+            message: e.to_string(),
+            transient: true,
+        })
+    }
+}
+
 type PartResult = std::result::Result<CompletedPart, StorageError>;
 
 struct S3Writer {
     storage: S3Storage,
     name: String,
-    buf: BytesMut,
+    /// The part being filled: at most `part_size` bytes, and never more capacity than that.
+    buf: Vec<u8>,
+    /// The part slot `buf` holds once it has bytes; it moves with the part to its upload.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
     in_flight: Option<JoinHandle<PartResult>>,
@@ -676,12 +756,15 @@ impl S3Writer {
         }
         // Bound memory: one part uploading while the next fills.
         self.wait_in_flight().await?;
-        let body = self.buf.split().freeze();
+        let body = Bytes::from(std::mem::take(&mut self.buf));
+        let slot = self.slot.take();
         let part_number = self.parts.len() as i32 + 1;
         let storage = self.storage.clone();
         let name = self.name.clone();
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.in_flight = Some(tokio::spawn(async move {
+            // The part's buffer slot is held until its upload ends.
+            let _slot = slot;
             let what = format!(
                 "uploading part {part_number} of {}",
                 storage.describe(&name)
@@ -728,11 +811,22 @@ impl S3Writer {
 impl ObjectWriter for S3Writer {
     async fn write(&mut self, data: Bytes) -> Result<()> {
         self.written += data.len() as u64;
-        self.buf.extend_from_slice(&data);
-        if self.buf.len() >= self.storage.part_size {
-            if let Err(e) = self.ship_part().await {
-                self.abort().await;
-                return Err(e);
+        let part_size = self.storage.part_size;
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            if self.slot.is_none() {
+                self.slot = Some(self.storage.part_slot(&self.name).await?);
+            }
+            let take = rest.len().min(part_size - self.buf.len());
+            append_capped(&mut self.buf, &rest[..take], part_size);
+            rest = &rest[take..];
+            if self.buf.len() == part_size {
+                if let Err(e) = self.ship_part().await {
+                    self.abort().await;
+                    return Err(e);
+                }
+                // A multipart object: the next part will most likely fill up too.
+                self.buf.reserve_exact(part_size);
             }
         }
         Ok(())
@@ -741,7 +835,7 @@ impl ObjectWriter for S3Writer {
     async fn finish(mut self: Box<Self>) -> Result<u64> {
         let s = self.storage.clone();
         if self.upload_id.is_none() {
-            let body = self.buf.split().freeze();
+            let body = Bytes::from(std::mem::take(&mut self.buf));
             s.client
                 .put_object()
                 .bucket(&s.bucket)
@@ -784,6 +878,17 @@ impl ObjectWriter for S3Writer {
             }
         }
     }
+}
+
+/// Appends `data` to `buf`, growing its capacity by doubling but never past `limit` (plain
+/// `Vec` growth would reach twice the part size).
+fn append_capped(buf: &mut Vec<u8>, data: &[u8], limit: usize) {
+    let need = buf.len() + data.len();
+    if need > buf.capacity() {
+        let grown = (buf.capacity() * 2).max(need).min(limit.max(need));
+        buf.reserve_exact(grown - buf.len());
+    }
+    buf.extend_from_slice(data);
 }
 
 impl Drop for S3Writer {

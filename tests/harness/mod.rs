@@ -62,21 +62,7 @@ pub fn servers() -> &'static Servers {
                 _dir: None,
             };
         }
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-test-")
-            .tempdir()
-            .expect("temp dir");
-        let script = repo_root().join("scripts/servers.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .args(["start", "--dir"])
-            .arg(dir.path())
-            .args(["--owner-pid", &std::process::id().to_string()])
-            .status()
-            .expect("run scripts/servers.sh");
-        assert!(status.success(), "scripts/servers.sh start failed");
-        let env = std::fs::read_to_string(dir.path().join("env")).expect("servers env file");
-        let vars = parse_env_file(&env);
+        let (dir, vars) = start_sandbox("servers.sh", "ferry-test-");
         let src = vars["FERRY_TEST_SOURCE_URL"].clone();
         let tgt = vars["FERRY_TEST_TARGET_URL"].clone();
         Servers {
@@ -89,6 +75,29 @@ pub fn servers() -> &'static Servers {
             _dir: Some(dir),
         }
     })
+}
+
+/// Runs `scripts/<script> start` in a new temp dir, with a watchdog that stops the sandbox when
+/// this process exits; returns the dir and the variables of its `env` file.
+fn start_sandbox(
+    script: &str,
+    prefix: &str,
+) -> (tempfile::TempDir, std::collections::HashMap<String, String>) {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir");
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts").join(script))
+        .args(["start", "--dir"])
+        .arg(dir.path())
+        .args(["--owner-pid", &std::process::id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(status.success(), "scripts/{script} start failed");
+    let env = std::fs::read_to_string(dir.path().join("env")).expect("sandbox env file");
+    let vars = parse_env_file(&env);
+    (dir, vars)
 }
 
 /// A server pair of a test's own, for a test that changes global settings or restarts a
@@ -254,6 +263,58 @@ pub fn run_ok(cmd: &mut Command) -> String {
     stdout
 }
 
+/// Runs `cmd` (the `ferry` binary itself, not a shell) to completion, sampling its peak RSS
+/// (VmHWM) every 20 ms; panics with its output if it fails, and also if no sample could be read
+/// (a bound checked on no sample would prove nothing). Returns stdout and the peak in KiB.
+pub fn run_ok_measuring_rss(cmd: &mut Command) -> (String, u64) {
+    use std::sync::atomic::AtomicU64;
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status_file = format!("/proc/{}/status", child.id());
+    let peak = std::sync::Arc::new(AtomicU64::new(0));
+    let samples = std::sync::Arc::new(AtomicU64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, samples, done) = (peak.clone(), samples.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let status = std::fs::read_to_string(&status_file).unwrap_or_default();
+                let hwm = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+                if let Some(kb) = hwm {
+                    peak.fetch_max(kb, Ordering::Relaxed);
+                    samples.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("wait");
+    done.store(true, Ordering::Relaxed);
+    sampler.join().expect("RSS sampler");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "command failed ({:?}): {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (peak, samples) = (
+        peak.load(Ordering::Relaxed),
+        samples.load(Ordering::Relaxed),
+    );
+    assert!(
+        samples > 0 && peak > 0,
+        "no RSS sample of {cmd:?} was read ({samples} samples): its peak is unknown"
+    );
+    (stdout, peak)
+}
+
 /// `ferry dump --source <source> --progress off --to <to>`; add options with `.args(..)`.
 pub fn dump_command(source: &str, to: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = ferry();
@@ -403,54 +464,99 @@ pub async fn drop_target_db(db: &str) {
     .await;
 }
 
-/// Runs `cmd` to success, sampling the child's peak RSS (the kernel's VmHWM high-water mark)
-/// every 20 ms until it exits; returns (stdout, peak KiB). Panics when the sampler never read
-/// the child's status, so a bound checked on the result cannot pass vacuously.
-pub fn run_measuring_rss(cmd: &mut Command) -> (String, u64) {
-    use std::sync::atomic::{AtomicBool, AtomicU64};
-    use std::sync::Arc;
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (peak, reads, stop) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let sampler = {
-        let (peak, reads, stop) = (peak.clone(), reads.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(kb) = vm_hwm_kib(pid) {
-                    peak.fetch_max(kb, Ordering::Relaxed);
-                    reads.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        })
-    };
-    let out = child.wait_with_output().expect("wait for the child");
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().expect("RSS sampler");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (peak, reads) = (peak.load(Ordering::Relaxed), reads.load(Ordering::Relaxed));
-    assert!(
-        reads > 0 && peak > 0,
-        "the RSS sampler never read /proc/{pid}/status ({reads} reads): no peak to check"
-    );
-    (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+/// The tests' S3-protocol server (the pinned moto of `scripts/s3.sh`, on 127.0.0.1).
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT` (path-style addressing).
+    pub endpoint: String,
+    pub bucket: String,
+    /// The server's request log: one line per request with its method, path and status.
+    pub log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
-/// VmHWM of process `pid` in KiB, if its status can be read.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
-    line.trim().trim_end_matches("kB").trim().parse().ok()
+/// The S3 server `scripts/test.sh` started (`FERRY_TEST_S3_*` in the environment), or, when a
+/// test binary runs alone, one this harness starts with `scripts/s3.sh` in a temp dir (stopped
+/// when the test process exits).
+pub fn s3() -> &'static S3Server {
+    static S: OnceLock<S3Server> = OnceLock::new();
+    S.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("FERRY_TEST_S3_ENDPOINT") {
+            let bucket = std::env::var("FERRY_TEST_S3_BUCKET").expect("FERRY_TEST_S3_BUCKET");
+            let log = std::env::var("FERRY_TEST_S3_LOG")
+                .expect("FERRY_TEST_S3_LOG (restart the server with scripts/s3.sh start)");
+            return S3Server {
+                endpoint,
+                bucket,
+                log: PathBuf::from(log),
+                _dir: None,
+            };
+        }
+        let (dir, vars) = start_sandbox("s3.sh", "ferry-s3-");
+        // The SDK in this process and the ferry children read the test credentials from the
+        // environment; this runs once, before any S3 client exists.
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+            std::env::set_var(key, &vars[key]);
+        }
+        S3Server {
+            endpoint: vars["FERRY_TEST_S3_ENDPOINT"].clone(),
+            bucket: vars["FERRY_TEST_S3_BUCKET"].clone(),
+            log: PathBuf::from(&vars["FERRY_TEST_S3_LOG"]),
+            _dir: Some(dir),
+        }
+    })
+}
+
+impl S3Server {
+    /// `s3://BUCKET/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// The storage at `s3://BUCKET/prefix`, as ferry opens it.
+    pub async fn storage(
+        &self,
+        prefix: &str,
+    ) -> std::sync::Arc<dyn ferry_shared::storage::Storage> {
+        let opts = ferry_shared::storage::S3Options {
+            endpoint: Some(self.endpoint.clone()),
+            ..Default::default()
+        };
+        ferry_shared::storage::open(&self.url(prefix), &opts)
+            .await
+            .expect("open S3 storage")
+    }
+
+    /// The server's logged requests for the object `prefix/name` (and its sub-resources), as
+    /// `(method, query, status)`.
+    pub fn requests_for(&self, prefix: &str, name: &str) -> Vec<(String, String, u16)> {
+        let log = std::fs::read_to_string(&self.log).expect("S3 server log");
+        let path = format!("/{}/{prefix}/{name}", self.bucket);
+        log.lines()
+            .filter_map(|l| {
+                // 127.0.0.1 - - [date] "GET /bucket/key?query HTTP/1.1" 206 -, with terminal
+                // colours around the request when the status is not 200.
+                let l = strip_colours(l);
+                let (_, rest) = l.split_once('"')?;
+                let (request, status) = rest.split_once('"')?;
+                let mut words = request.split(' ');
+                let (method, target) = (words.next()?, words.next()?);
+                let (p, query) = target.split_once('?').unwrap_or((target, ""));
+                let status = status.trim().split(' ').next()?.parse().ok()?;
+                (p == path).then(|| (method.to_string(), query.to_string(), status))
+            })
+            .collect()
+    }
+}
+
+/// `line` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
