@@ -17,14 +17,15 @@
 //! older than the lease. Taking over is always safe, because commits are guarded per chunk.
 
 use crate::error::{from_driver, LoadError};
-use ferry_shared::failure::Failure;
+use ferry_shared::failure::{Classify, Failure};
+use ferry_shared::meta::MetaTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sha1::Digest;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub const META_DB: &str = "ferry_meta";
+pub use ferry_shared::meta::META_DB;
 
 pub const TABLE_LOADING: u8 = 1;
 pub const TABLE_FINISHED: u8 = 2;
@@ -33,26 +34,32 @@ pub const FILE_PENDING: u8 = 0;
 pub const FILE_CLAIMED: u8 = 1;
 pub const FILE_DONE: u8 = 2;
 
-const DDL: &[&str] = &[
-    "CREATE DATABASE IF NOT EXISTS `ferry_meta`",
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_task_v1` (
-        task_id VARCHAR(64) NOT NULL PRIMARY KEY,
+/// The loader's checkpoint tables (see the module doc).
+pub const TABLES: [MetaTable; 5] = [
+    MetaTable {
+        family: "load_task",
+        version: 1,
+        definition: "task_id VARCHAR(64) NOT NULL PRIMARY KEY,
         dump VARCHAR(2048) NOT NULL,
         chunk_size BIGINT NOT NULL,
         created_at DATETIME(6) NOT NULL,
         views_done TINYINT NOT NULL DEFAULT 0,
-        finished_at DATETIME(6) NULL
-     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_table_v1` (
-        task_id VARCHAR(64) NOT NULL,
+        finished_at DATETIME(6) NULL",
+    },
+    MetaTable {
+        family: "load_table",
+        version: 1,
+        definition: "task_id VARCHAR(64) NOT NULL,
         db VARCHAR(64) NOT NULL,
         tbl VARCHAR(64) NOT NULL,
         state TINYINT NOT NULL,
         restore_sql LONGTEXT NULL,
-        PRIMARY KEY (task_id, db, tbl)
-     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_file_v1` (
-        task_id VARCHAR(64) NOT NULL,
+        PRIMARY KEY (task_id, db, tbl)",
+    },
+    MetaTable {
+        family: "load_file",
+        version: 1,
+        definition: "task_id VARCHAR(64) NOT NULL,
         file_id CHAR(40) NOT NULL,
         file VARCHAR(2048) NOT NULL,
         db VARCHAR(64) NOT NULL,
@@ -63,10 +70,12 @@ const DDL: &[&str] = &[
         claimed_at DATETIME(6) NULL,
         `rows` BIGINT NULL,
         PRIMARY KEY (task_id, file_id),
-        KEY by_table (task_id, db, tbl, state)
-     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_chunk_v1` (
-        task_id VARCHAR(64) NOT NULL,
+        KEY by_table (task_id, db, tbl, state)",
+    },
+    MetaTable {
+        family: "load_chunk",
+        version: 1,
+        definition: "task_id VARCHAR(64) NOT NULL,
         file_id CHAR(40) NOT NULL,
         chunk INT NOT NULL,
         start_offset BIGINT NOT NULL,
@@ -74,15 +83,17 @@ const DDL: &[&str] = &[
         `rows` BIGINT NOT NULL,
         owner VARCHAR(128) NOT NULL,
         done_at DATETIME(6) NOT NULL,
-        PRIMARY KEY (task_id, file_id, chunk)
-     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS `ferry_meta`.`load_owner_v1` (
-        task_id VARCHAR(64) NOT NULL,
+        PRIMARY KEY (task_id, file_id, chunk)",
+    },
+    MetaTable {
+        family: "load_owner",
+        version: 1,
+        definition: "task_id VARCHAR(64) NOT NULL,
         owner VARCHAR(128) NOT NULL,
         lock_name VARCHAR(64) NOT NULL,
         heartbeat DATETIME(6) NOT NULL,
-        PRIMARY KEY (task_id, owner)
-     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        PRIMARY KEY (task_id, owner)",
+    },
 ];
 
 pub fn file_id(name: &str) -> String {
@@ -93,17 +104,17 @@ fn short_hash(s: &str) -> String {
     file_id(s)[..12].to_string()
 }
 
-/// Creates the checkpoint schema (idempotent).
+/// Creates the checkpoint schema (idempotent); refuses a newer layout left by a newer ferry.
 pub async fn ensure_schema(conn: &mut Conn) -> Result<(), LoadError> {
-    for q in DDL {
-        conn.query_drop(*q).await.map_err(|e| {
-            from_driver(
-                e,
-                "creating the checkpoint schema `ferry_meta` on the target (the load user needs CREATE, INSERT, UPDATE, DELETE, SELECT on `ferry_meta`.*)",
-            )
-        })?;
-    }
-    Ok(())
+    ferry_shared::meta::ensure(conn, &TABLES)
+        .await
+        .map_err(|e| {
+            LoadError::Failed(Failure::new(
+                "preparing `ferry_meta` on the target",
+                e.to_string(),
+                e.class(),
+            ))
+        })
 }
 
 /// Name of a named lock for `task` and `what` (at most 64 characters).
