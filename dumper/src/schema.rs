@@ -4,6 +4,7 @@ use crate::error::DumpError;
 use ferry_shared::conn::ServerInfo;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::ident::{encode_file_name, qualified, quote_ident, quote_str};
+use ferry_shared::introspect;
 use ferry_shared::Flavor;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -200,116 +201,68 @@ pub async fn discover(
     Ok((dbs, tables, views))
 }
 
-type ColRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-);
-type StatRow = (String, String, String, u32, String, u32, Option<u32>);
-type TableKey = (String, String);
 /// (index name, column, non-unique, prefix length) in index order.
 type IndexColumn = (String, String, u32, Option<u32>);
 
 /// Columns, chunk keys and size estimates of `tables`, read with three queries whatever the
-/// number of tables.
+/// number of tables (`ferry_shared::introspect`).
 pub async fn describe_tables(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<Vec<TableInfo>, DumpError> {
-    let mut schemas: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
-    schemas.sort_unstable();
-    schemas.dedup();
-    if schemas.is_empty() {
-        return Ok(Vec::new());
-    }
-    let in_list = schemas
-        .iter()
-        .map(|d| quote_str(d))
-        .collect::<Vec<_>>()
-        .join(",");
-    let cols: Vec<ColRow> = conn
-        .query(format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, \
-             CHARACTER_SET_NAME, COLLATION_NAME, CONCAT(EXTRA, ' ', IFNULL(GENERATION_EXPRESSION,'')) \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_list}) \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
-        ))
+    let described = introspect::describe(conn, tables)
         .await
-        .map_err(|e| DumpError::query("reading column definitions", e))?;
-    let stats: Vec<StatRow> = conn
-        .query(format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART \
-             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_list}) \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX"
-        ))
-        .await
-        .map_err(|e| DumpError::query("reading index definitions", e))?;
-    let sizes: Vec<(String, String, Option<u64>, Option<u64>)> = conn
-        .query(format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA IN ({in_list})"
-        ))
-        .await
-        .map_err(|e| DumpError::query("reading table sizes", e))?;
-
-    let mut col_map: BTreeMap<TableKey, Vec<ColumnInfo>> = BTreeMap::new();
-    for (db, t, cname, data_type, column_type, nullable, charset, collation, extra) in cols {
-        let extra_l = extra.to_ascii_lowercase();
-        let generated = extra_l.contains("generated")
-            || extra_l.contains("virtual")
-            || extra_l.contains("persistent")
-            || extra_l.contains("stored");
-        let kind = ValueKind::from_data_type(&data_type, charset.as_deref());
-        col_map.entry((db, t)).or_default().push(ColumnInfo {
-            name: cname,
-            data_type,
-            column_type,
-            nullable: nullable == "YES",
-            generated,
-            charset,
-            collation,
-            kind,
-        });
-    }
-    let mut stat_map: BTreeMap<TableKey, Vec<IndexColumn>> = BTreeMap::new();
-    for (db, t, iname, _, col, non_unique, sub_part) in stats {
-        stat_map
-            .entry((db, t))
-            .or_default()
-            .push((iname, col, non_unique, sub_part));
-    }
-    let size_map: BTreeMap<TableKey, (Option<u64>, Option<u64>)> = sizes
+        .map_err(|e| DumpError::query("reading table definitions", e))?;
+    let mut by_name: BTreeMap<(String, String), introspect::Table> = described
         .into_iter()
-        .map(|(d, t, r, b)| ((d, t), (r, b)))
+        .map(|t| ((t.db.clone(), t.name.clone()), t))
         .collect();
-
     let mut out = Vec::with_capacity(tables.len());
     for (db, name) in tables {
-        let key = (db.clone(), name.clone());
-        let columns = col_map.remove(&key).unwrap_or_default();
-        if columns.is_empty() {
+        let Some(t) = by_name.remove(&(db.clone(), name.clone())) else {
             return Err(DumpError::Definite(format!(
                 "table {db}.{name} has no visible columns (dropped while dumping, or no SELECT privilege on it)"
             )));
-        }
-        let chunk_key = choose_chunk_key(&columns, stat_map.remove(&key).unwrap_or_default());
-        let (est_rows, est_bytes) = size_map.get(&key).copied().unwrap_or((None, None));
-        out.push(TableInfo {
-            db: db.clone(),
-            name: name.clone(),
-            columns,
-            chunk_key,
-            est_rows: est_rows.unwrap_or(0),
-            est_bytes: est_bytes.unwrap_or(0),
-        });
+        };
+        out.push(table_info(t));
     }
     Ok(out)
+}
+
+/// What the dump needs of a described table: how each column is written, and the chunk key.
+fn table_info(t: introspect::Table) -> TableInfo {
+    let columns: Vec<ColumnInfo> = t
+        .columns
+        .into_iter()
+        .map(|c| ColumnInfo {
+            kind: ValueKind::from_data_type(&c.data_type, c.charset.as_deref()),
+            name: c.name,
+            data_type: c.data_type,
+            column_type: c.column_type,
+            nullable: c.nullable,
+            generated: c.generated,
+            charset: c.charset,
+            collation: c.collation,
+        })
+        .collect();
+    let stats: Vec<IndexColumn> = t
+        .indexes
+        .into_iter()
+        .flat_map(|i| {
+            let non_unique = u32::from(!i.unique);
+            i.columns
+                .into_iter()
+                .map(move |c| (i.name.clone(), c.name, non_unique, c.sub_part))
+        })
+        .collect();
+    TableInfo {
+        chunk_key: choose_chunk_key(&columns, stats),
+        db: t.db,
+        name: t.name,
+        columns,
+        est_rows: t.est_rows,
+        est_bytes: t.est_bytes,
+    }
 }
 
 /// The primary key, else a NOT NULL unique key (a single integer column preferred, then the
