@@ -271,145 +271,191 @@ async fn try_strategy(
     tables: &[(String, String)],
 ) -> Result<SnapshotSet, DumpError> {
     let mut ctl = spec.connect().await?;
-    let mut conns = connect_workers(spec, n).await?;
+    let conns = connect_workers(spec, n).await?;
     let taken_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let what = strategy.name();
-    let mut blocked = Duration::ZERO;
-    let mut workers = Vec::with_capacity(n);
-    match strategy {
+    let (workers, blocked) = match strategy {
         Consistency::BackupStage | Consistency::Snapshot => {
-            if server.flavor != Flavor::Mariadb {
-                return Err(DumpError::Definite(format!(
-                    "--consistency {what} needs MariaDB (binlog_snapshot_file/position); this server is {} {}: use flush or lock",
-                    server.flavor, server.version
-                )));
-            }
-            let t0 = Instant::now();
-            if strategy == Consistency::BackupStage {
-                ctl.query_drop("BACKUP STAGE START")
-                    .await
-                    .map_err(|e| DumpError::query("BACKUP STAGE START (needs RELOAD)", e))?;
-                if let Err(e) = ctl.query_drop("BACKUP STAGE BLOCK_COMMIT").await {
-                    let _ = ctl.query_drop("BACKUP STAGE END").await;
-                    return Err(DumpError::query("BACKUP STAGE BLOCK_COMMIT", e));
-                }
-            }
-            let opened = futures::future::join_all(conns.iter_mut().map(|c| async move {
-                begin_snapshot(c).await?;
-                snapshot_position(c).await
-            }))
-            .await;
-            // While commits are blocked the server's current GTID state is the snapshots'.
-            let current = current_gtid_state(&mut ctl).await;
-            if strategy == Consistency::BackupStage {
-                let end = ctl.query_drop("BACKUP STAGE END").await;
-                blocked = t0.elapsed();
-                end.map_err(|e| DumpError::query("BACKUP STAGE END", e))?;
-            }
-            let mut positions = Vec::with_capacity(n);
-            for r in opened {
-                positions.push(r?);
-            }
-            if strategy == Consistency::BackupStage && positions.windows(2).any(|w| w[0] != w[1]) {
-                return Err(DumpError::Failed(Failure::transient(
-                    "opening the worker snapshots under BLOCK_COMMIT",
-                    format!("they are at different binlog positions ({positions:?})"),
-                )));
-            }
-            let mut known: Vec<Location> = current.into_iter().collect();
-            for (conn, pos) in conns.into_iter().zip(positions) {
-                let location = match pos {
-                    Some(p) => match known.iter().find(|l| l.pos == p) {
-                        Some(l) => Some(l.clone()),
-                        None => {
-                            // BINLOG_GTID_POS scans the binlog file up to `p`: once per position.
-                            let l = Location::new(p.clone(), mariadb_gtid_at(&mut ctl, &p).await?);
-                            known.push(l.clone());
-                            Some(l)
-                        }
-                    },
-                    None => None,
-                };
-                workers.push(SnapshotWorker { conn, location });
-            }
+            mariadb_snapshots(&mut ctl, conns, server, strategy).await?
         }
         Consistency::Flush | Consistency::Lock => {
-            let t0 = Instant::now();
-            if strategy == Consistency::Flush {
-                ctl.query_drop("FLUSH TABLES WITH READ LOCK")
-                    .await
-                    .map_err(|e| {
-                        DumpError::query("FLUSH TABLES WITH READ LOCK (needs RELOAD)", e)
-                    })?;
-            } else {
-                if tables.is_empty() {
-                    return Err(DumpError::Definite(
-                        "--consistency lock: no tables to lock".into(),
-                    ));
-                }
-                let list: Vec<String> = tables
-                    .iter()
-                    .map(|(d, t)| format!("{} READ", qualified(d, t)))
-                    .collect();
-                ctl.query_drop(format!("LOCK TABLES {}", list.join(",")))
-                    .await
-                    .map_err(|e| {
-                        DumpError::query("LOCK TABLES (needs LOCK TABLES and SELECT)", e)
-                    })?;
-            }
-            let opened = futures::future::join_all(conns.iter_mut().map(begin_snapshot)).await;
-            let status = master_status(&mut ctl, server).await;
-            let mut positions = Vec::new();
-            if server.flavor == Flavor::Mariadb {
-                for c in conns.iter_mut() {
-                    positions.push(snapshot_position(c).await.ok().flatten());
-                }
-            }
-            let unlock = ctl.query_drop("UNLOCK TABLES").await;
-            blocked = t0.elapsed();
-            for r in opened {
-                r?;
-            }
-            unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
-            if positions.windows(2).any(|w| w[0] != w[1]) {
-                return Err(DumpError::Failed(Failure::transient(
-                    format!("opening the worker snapshots under {what}"),
-                    format!("they are at different binlog positions ({positions:?})"),
-                )));
-            }
-            let location = status?;
-            for conn in conns {
-                workers.push(SnapshotWorker {
-                    conn,
-                    location: location.clone(),
-                });
-            }
+            locked_snapshots(&mut ctl, conns, server, strategy, tables).await?
         }
-        Consistency::None => {
-            let location = master_status(&mut ctl, server).await.unwrap_or(None);
-            for c in conns.iter_mut() {
-                begin_snapshot(c).await?;
-            }
-            for conn in conns {
-                workers.push(SnapshotWorker {
-                    conn,
-                    location: location.clone(),
-                });
-            }
-        }
+        Consistency::None => (
+            unlocked_snapshots(&mut ctl, conns, server).await?,
+            Duration::ZERO,
+        ),
         Consistency::Auto => {
             return Err(DumpError::Definite(
                 "internal: auto is not a strategy".into(),
             ))
         }
-    }
+    };
     let _ = ctl.disconnect().await;
+    log_opened(&workers, strategy, blocked);
+    Ok(SnapshotSet {
+        workers,
+        strategy,
+        blocked,
+        taken_at,
+    })
+}
+
+/// MariaDB snapshots with their exact positions (`binlog_snapshot_file/position`), opened
+/// under BACKUP STAGE BLOCK_COMMIT (`backup-stage`) or without any lock (`snapshot`).
+async fn mariadb_snapshots(
+    ctl: &mut Conn,
+    mut conns: Vec<DataConn>,
+    server: &ServerInfo,
+    strategy: Consistency,
+) -> Result<(Vec<SnapshotWorker>, Duration), DumpError> {
+    let what = strategy.name();
+    let n = conns.len();
+    let mut blocked = Duration::ZERO;
+    let mut workers = Vec::with_capacity(n);
+    if server.flavor != Flavor::Mariadb {
+        return Err(DumpError::Definite(format!(
+            "--consistency {what} needs MariaDB (binlog_snapshot_file/position); this server is {} {}: use flush or lock",
+            server.flavor, server.version
+        )));
+    }
+    let t0 = Instant::now();
+    if strategy == Consistency::BackupStage {
+        ctl.query_drop("BACKUP STAGE START")
+            .await
+            .map_err(|e| DumpError::query("BACKUP STAGE START (needs RELOAD)", e))?;
+        if let Err(e) = ctl.query_drop("BACKUP STAGE BLOCK_COMMIT").await {
+            let _ = ctl.query_drop("BACKUP STAGE END").await;
+            return Err(DumpError::query("BACKUP STAGE BLOCK_COMMIT", e));
+        }
+    }
+    let opened = futures::future::join_all(conns.iter_mut().map(|c| async move {
+        begin_snapshot(c).await?;
+        snapshot_position(c).await
+    }))
+    .await;
+    // While commits are blocked the server's current GTID state is the snapshots'.
+    let current = current_gtid_state(ctl).await;
+    if strategy == Consistency::BackupStage {
+        let end = ctl.query_drop("BACKUP STAGE END").await;
+        blocked = t0.elapsed();
+        end.map_err(|e| DumpError::query("BACKUP STAGE END", e))?;
+    }
+    let mut positions = Vec::with_capacity(n);
+    for r in opened {
+        positions.push(r?);
+    }
+    if strategy == Consistency::BackupStage && positions.windows(2).any(|w| w[0] != w[1]) {
+        return Err(DumpError::Failed(Failure::transient(
+            "opening the worker snapshots under BLOCK_COMMIT",
+            format!("they are at different binlog positions ({positions:?})"),
+        )));
+    }
+    let mut known: Vec<Location> = current.into_iter().collect();
+    for (conn, pos) in conns.into_iter().zip(positions) {
+        let location = match pos {
+            Some(p) => match known.iter().find(|l| l.pos == p) {
+                Some(l) => Some(l.clone()),
+                None => {
+                    // BINLOG_GTID_POS scans the binlog file up to `p`: once per position.
+                    let l = Location::new(p.clone(), mariadb_gtid_at(ctl, &p).await?);
+                    known.push(l.clone());
+                    Some(l)
+                }
+            },
+            None => None,
+        };
+        workers.push(SnapshotWorker { conn, location });
+    }
+    Ok((workers, blocked))
+}
+
+/// Snapshots opened while FLUSH TABLES WITH READ LOCK (`flush`) or LOCK TABLES (`lock`)
+/// holds writes; every worker shares the position read under the lock.
+async fn locked_snapshots(
+    ctl: &mut Conn,
+    mut conns: Vec<DataConn>,
+    server: &ServerInfo,
+    strategy: Consistency,
+    tables: &[(String, String)],
+) -> Result<(Vec<SnapshotWorker>, Duration), DumpError> {
+    let what = strategy.name();
+    let mut workers = Vec::with_capacity(conns.len());
+    let t0 = Instant::now();
+    if strategy == Consistency::Flush {
+        ctl.query_drop("FLUSH TABLES WITH READ LOCK")
+            .await
+            .map_err(|e| DumpError::query("FLUSH TABLES WITH READ LOCK (needs RELOAD)", e))?;
+    } else {
+        if tables.is_empty() {
+            return Err(DumpError::Definite(
+                "--consistency lock: no tables to lock".into(),
+            ));
+        }
+        let list: Vec<String> = tables
+            .iter()
+            .map(|(d, t)| format!("{} READ", qualified(d, t)))
+            .collect();
+        ctl.query_drop(format!("LOCK TABLES {}", list.join(",")))
+            .await
+            .map_err(|e| DumpError::query("LOCK TABLES (needs LOCK TABLES and SELECT)", e))?;
+    }
+    let opened = futures::future::join_all(conns.iter_mut().map(begin_snapshot)).await;
+    let status = master_status(ctl, server).await;
+    let mut positions = Vec::new();
+    if server.flavor == Flavor::Mariadb {
+        for c in conns.iter_mut() {
+            positions.push(snapshot_position(c).await.ok().flatten());
+        }
+    }
+    let unlock = ctl.query_drop("UNLOCK TABLES").await;
+    let blocked = t0.elapsed();
+    for r in opened {
+        r?;
+    }
+    unlock.map_err(|e| DumpError::query("UNLOCK TABLES", e))?;
+    if positions.windows(2).any(|w| w[0] != w[1]) {
+        return Err(DumpError::Failed(Failure::transient(
+            format!("opening the worker snapshots under {what}"),
+            format!("they are at different binlog positions ({positions:?})"),
+        )));
+    }
+    let location = status?;
+    for conn in conns {
+        workers.push(SnapshotWorker {
+            conn,
+            location: location.clone(),
+        });
+    }
+    Ok((workers, blocked))
+}
+
+/// Snapshots without any consistency between them (`none`).
+async fn unlocked_snapshots(
+    ctl: &mut Conn,
+    mut conns: Vec<DataConn>,
+    server: &ServerInfo,
+) -> Result<Vec<SnapshotWorker>, DumpError> {
+    let mut workers = Vec::with_capacity(conns.len());
+    let location = master_status(ctl, server).await.unwrap_or(None);
+    for c in conns.iter_mut() {
+        begin_snapshot(c).await?;
+    }
+    for conn in conns {
+        workers.push(SnapshotWorker {
+            conn,
+            location: location.clone(),
+        });
+    }
+    Ok(workers)
+}
+
+fn log_opened(workers: &[SnapshotWorker], strategy: Consistency, blocked: Duration) {
     let bulk = workers
         .iter()
         .filter(|w| matches!(w.conn, DataConn::Wire(_)))
         .count();
     tracing::info!(
-        strategy = what,
+        strategy = strategy.name(),
         blocked_ms = blocked.as_millis() as u64,
         reader = if bulk == workers.len() {
             "bulk"
@@ -430,10 +476,4 @@ async fn try_strategy(
         },
         blocked.as_millis()
     );
-    Ok(SnapshotSet {
-        workers,
-        strategy,
-        blocked,
-        taken_at,
-    })
 }
