@@ -181,45 +181,14 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         max_buffered_parts: Some(cfg.s3.max_buffered_parts.unwrap_or(2 * cfg.threads)),
         ..cfg.s3.clone()
     };
-    let storage = storage::open(&cfg.to, &s3).await?;
-    if storage.exists(MANIFEST_NAME).await? {
-        return Err(DumpError::Definite(format!(
-            "{} already holds a complete dump ({} exists); choose another --to or remove it",
-            storage.describe(""),
-            MANIFEST_NAME
-        )));
-    }
-    storage.check_writable().await.map_err(|e| {
-        DumpError::Definite(format!(
-            "destination {} is not writable: {e}",
-            storage.describe("")
-        ))
-    })?;
+    let storage = open_destination(&cfg, &s3).await?;
     let mut ctl = cfg.source.connect().await?;
     let server = ServerInfo::query(&mut ctl)
         .await
         .map_err(|e| DumpError::query("reading the server version", e))?;
     tracing::info!(server = %cfg.source.display(), flavor = %server.flavor, version = %server.version, "connected to source");
 
-    let (plan, resuming) = match load_plan(&*storage).await? {
-        Some(plan) => {
-            if plan.fingerprint != cfg.fingerprint() {
-                return Err(DumpError::Definite(format!(
-                    "{} holds an unfinished dump made with other options ({}); re-run with the same options to resume, or choose an empty --to",
-                    storage.describe(""),
-                    plan.fingerprint
-                )));
-            }
-            let n = storage.clean_incomplete().await.unwrap_or(0);
-            tracing::info!(leftovers_removed = n, "resuming an interrupted dump");
-            (plan, true)
-        }
-        None => {
-            let plan = make_plan(&cfg, &mut ctl, &server, &*storage).await?;
-            storage.put(PLAN_NAME, json(&plan)).await?;
-            (plan, false)
-        }
-    };
+    let (plan, resuming) = plan_or_resume(&cfg, &mut ctl, &server, &*storage).await?;
     let _ = ctl.disconnect().await;
 
     // Which chunks are finished already?
@@ -247,12 +216,12 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     let strategy_name: String;
     let mut blocked_ms = 0;
     let mut point_without_chunks = None;
+    let lock_list: Vec<(String, String)> = plan
+        .tables
+        .iter()
+        .map(|t| (t.info.db.clone(), t.info.name.clone()))
+        .collect();
     if !queue.is_empty() {
-        let lock_list: Vec<(String, String)> = plan
-            .tables
-            .iter()
-            .map(|t| (t.info.db.clone(), t.info.name.clone()))
-            .collect();
         let table_bars = Arc::new(
             reporter.table_bars(
                 plan.tables
@@ -295,40 +264,15 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     } else if let Some(m) = done.values().next() {
         strategy_name = m.strategy.clone();
     } else {
-        // Nothing to read (databases without tables, or --no-data): still take a consistent
-        // point, so that the manifest records the Location catch-up starts from.
-        let lock_list: Vec<(String, String)> = plan
-            .tables
-            .iter()
-            .map(|t| (t.info.db.clone(), t.info.name.clone()))
-            .collect();
-        let snaps =
-            consistency::open_snapshots(&cfg.source, &plan.server, cfg.consistency, 1, &lock_list)
-                .await?;
-        strategy_name = snaps.strategy.name().to_string();
-        blocked_ms = snaps.blocked.as_millis() as u64;
-        point_without_chunks = snaps
-            .workers
-            .into_iter()
-            .find_map(|w| w.location)
-            .map(|location| DumpLocation {
-                location,
-                taken_at: snaps.taken_at.clone(),
-            });
+        let (strategy, blocked, point) = read_point_without_chunks(&cfg, &plan, &lock_list).await?;
+        strategy_name = strategy;
+        blocked_ms = blocked;
+        point_without_chunks = point;
     }
     reporter.finish();
 
     let manifest = build_manifest(&plan, &done, point_without_chunks, &cfg, &strategy_name)?;
-    storage
-        .put("metadata", Bytes::from(metadata_text(&plan, &manifest)))
-        .await?;
-    storage
-        .put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
-        .await?;
-    let state_files = storage.list(&format!("{STATE_DIR}/")).await?;
-    for part in state_files.chunks(64) {
-        futures::future::join_all(part.iter().map(|obj| storage.delete(&obj.name))).await;
-    }
+    write_outputs(&*storage, &plan, &manifest).await?;
 
     let elapsed = started.elapsed().as_secs_f64();
     let raw: u64 = done.values().map(|d| d.raw_bytes).sum();
@@ -353,6 +297,100 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         rows_per_sec: manifest.totals.rows as f64 / elapsed.max(1e-9),
         raw_mb_per_sec: raw as f64 / 1e6 / elapsed.max(1e-9),
     })
+}
+
+/// The destination, checked: writable, and not holding a complete dump already.
+async fn open_destination(cfg: &DumpConfig, s3: &S3Options) -> Result<Arc<dyn Storage>, DumpError> {
+    let storage = storage::open(&cfg.to, s3).await?;
+    if storage.exists(MANIFEST_NAME).await? {
+        return Err(DumpError::Definite(format!(
+            "{} already holds a complete dump ({} exists); choose another --to or remove it",
+            storage.describe(""),
+            MANIFEST_NAME
+        )));
+    }
+    storage.check_writable().await.map_err(|e| {
+        DumpError::Definite(format!(
+            "destination {} is not writable: {e}",
+            storage.describe("")
+        ))
+    })?;
+    Ok(storage)
+}
+
+/// The plan of an interrupted dump with the same options (resumed), or a new one.
+async fn plan_or_resume(
+    cfg: &DumpConfig,
+    ctl: &mut mysql_async::Conn,
+    server: &ServerInfo,
+    storage: &dyn Storage,
+) -> Result<(DumpPlan, bool), DumpError> {
+    let found = match load_plan(storage).await? {
+        Some(plan) => {
+            if plan.fingerprint != cfg.fingerprint() {
+                return Err(DumpError::Definite(format!(
+                    "{} holds an unfinished dump made with other options ({}); re-run with the same options to resume, or choose an empty --to",
+                    storage.describe(""),
+                    plan.fingerprint
+                )));
+            }
+            let n = storage.clean_incomplete().await.unwrap_or(0);
+            tracing::info!(leftovers_removed = n, "resuming an interrupted dump");
+            (plan, true)
+        }
+        None => {
+            let plan = make_plan(cfg, ctl, server, storage).await?;
+            storage.put(PLAN_NAME, json(&plan)).await?;
+            (plan, false)
+        }
+    };
+    Ok(found)
+}
+
+/// Nothing to read (databases without tables, or --no-data): still take a consistent point, so
+/// that the manifest records the Location catch-up starts from. Returns the strategy's name,
+/// how long it blocked and the point.
+async fn read_point_without_chunks(
+    cfg: &DumpConfig,
+    plan: &DumpPlan,
+    lock_list: &[(String, String)],
+) -> Result<(String, u64, Option<DumpLocation>), DumpError> {
+    let snaps =
+        consistency::open_snapshots(&cfg.source, &plan.server, cfg.consistency, 1, lock_list)
+            .await?;
+    let point = snaps
+        .workers
+        .into_iter()
+        .find_map(|w| w.location)
+        .map(|location| DumpLocation {
+            location,
+            taken_at: snaps.taken_at.clone(),
+        });
+    Ok((
+        snaps.strategy.name().to_string(),
+        snaps.blocked.as_millis() as u64,
+        point,
+    ))
+}
+
+/// `metadata` and the manifest (written last: its presence means "dump complete"), then the
+/// run's state files are removed.
+async fn write_outputs(
+    storage: &dyn Storage,
+    plan: &DumpPlan,
+    manifest: &Manifest,
+) -> Result<(), DumpError> {
+    storage
+        .put("metadata", Bytes::from(metadata_text(plan, manifest)))
+        .await?;
+    storage
+        .put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
+        .await?;
+    let state_files = storage.list(&format!("{STATE_DIR}/")).await?;
+    for part in state_files.chunks(64) {
+        futures::future::join_all(part.iter().map(|obj| storage.delete(&obj.name))).await;
+    }
+    Ok(())
 }
 
 /// Reads the queued chunks of `base` with workers in snapshots at one consistent point; adds
