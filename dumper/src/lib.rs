@@ -836,6 +836,67 @@ async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), Dump
     }
 }
 
+/// The SELECT of a chunk in key order, and its WHERE condition (key range and `--where`).
+fn chunk_query(
+    cfg: &DumpConfig,
+    server: &ServerInfo,
+    t: &TableInfo,
+    chunk: &ChunkPlan,
+) -> (String, Option<String>) {
+    let mut conds = Vec::new();
+    if let Some(c) = chunk.condition(&t.chunk_key) {
+        conds.push(c);
+    }
+    if let Some(wc) = &cfg.where_clause {
+        conds.push(format!("({wc})"));
+    }
+    let cond = (!conds.is_empty()).then(|| conds.join(" AND "));
+    let mut sql = format!("SELECT {} FROM {}", t.select_list(server), t.qualified());
+    if let Some(c) = &cond {
+        sql.push_str(" WHERE ");
+        sql.push_str(c);
+    }
+    if !t.chunk_key.is_empty() {
+        let key: Vec<String> = t
+            .chunk_key
+            .iter()
+            .map(|k| ferry_shared::ident::quote_ident(k))
+            .collect();
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&key.join(","));
+    }
+    (sql, cond)
+}
+
+/// The ferry checksum of a chunk, computed by the source in the chunk's snapshot; its row count
+/// must equal the rows read.
+async fn chunk_checksum(
+    w: &mut SnapshotWorker,
+    t: &TableInfo,
+    chunk: u32,
+    cond: Option<&str>,
+    rows: u64,
+) -> Result<ChunkChecksum, DumpError> {
+    let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
+    let q = checksum::query(&checksum::row_expression(&cols), &t.qualified(), cond);
+    let r = w
+        .conn
+        .query_rows(&q, &format!("checksum of {}", t.display()))
+        .await?;
+    let crows: u64 = dataconn::first_text(&r, 0)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let sum = dataconn::first_text(&r, 1).unwrap_or_else(|| "0".into());
+    if crows != rows {
+        return Err(DumpError::Definite(format!(
+            "{} chunk {}: read {rows} rows but the checksum query in the same snapshot counted {crows}",
+            t.display(),
+            chunk
+        )));
+    }
+    Ok(ChunkChecksum { rows: crows, sum })
+}
+
 /// Streams one chunk's rows (and, with `--checksum`, checksums them in the same snapshot); the
 /// returned tail finishes its files and only then writes the chunk's completion marker, so a
 /// marker always describes durable, complete files.
@@ -858,32 +919,7 @@ async fn dump_chunk(
             ctx.storage.delete(&obj.name).await?;
         }
     }
-    let mut conds = Vec::new();
-    if let Some(c) = chunk.condition(&t.chunk_key) {
-        conds.push(c);
-    }
-    if let Some(wc) = &cfg.where_clause {
-        conds.push(format!("({wc})"));
-    }
-    let cond = (!conds.is_empty()).then(|| conds.join(" AND "));
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        t.select_list(&ctx.plan.server),
-        t.qualified()
-    );
-    if let Some(c) = &cond {
-        sql.push_str(" WHERE ");
-        sql.push_str(c);
-    }
-    if !t.chunk_key.is_empty() {
-        let key: Vec<String> = t
-            .chunk_key
-            .iter()
-            .map(|k| ferry_shared::ident::quote_ident(k))
-            .collect();
-        sql.push_str(" ORDER BY ");
-        sql.push_str(&key.join(","));
-    }
+    let (sql, cond) = chunk_query(cfg, &ctx.plan.server, t, chunk);
     let encoder = match cfg.filetype {
         FileType::Sql => RowEncoder::Sql(SqlEncoder::new(t, cfg.sql.clone())),
         FileType::Csv => RowEncoder::Csv(CsvEncoder::new(t, cfg.csv.clone())),
@@ -953,28 +989,7 @@ async fn dump_chunk(
     progress.report(ctx, ti, &writer);
     let rows = writer.rows;
     let checksum = if cfg.checksum {
-        let cols: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
-        let q = checksum::query(
-            &checksum::row_expression(&cols),
-            &t.qualified(),
-            cond.as_deref(),
-        );
-        let r = w
-            .conn
-            .query_rows(&q, &format!("checksum of {}", t.display()))
-            .await?;
-        let crows: u64 = dataconn::first_text(&r, 0)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let sum = dataconn::first_text(&r, 1).unwrap_or_else(|| "0".into());
-        if crows != rows {
-            return Err(DumpError::Definite(format!(
-                "{} chunk {}: read {rows} rows but the checksum query in the same snapshot counted {crows}",
-                t.display(),
-                chunk.index
-            )));
-        }
-        Some(ChunkChecksum { rows: crows, sum })
+        Some(chunk_checksum(w, t, chunk.index, cond.as_deref(), rows).await?)
     } else {
         None
     };
