@@ -204,6 +204,65 @@ fn names_charset(setting: &str) -> Option<String> {
     (!cs.is_empty()).then(|| cs.to_ascii_lowercase())
 }
 
+/// Which of `columns` are BIT columns, cached per column list (a file repeats the same one).
+fn bit_flags(
+    cache: &mut Vec<(Vec<String>, Vec<bool>)>,
+    columns: &[String],
+    shape: &TableShape,
+) -> Vec<bool> {
+    if let Some((_, v)) = cache.iter().find(|(c, _)| c == columns) {
+        return v.clone();
+    }
+    let v: Vec<bool> = columns
+        .iter()
+        .map(|c| shape.bit_columns.iter().any(|b| b.eq_ignore_ascii_case(c)))
+        .collect();
+    cache.push((columns.to_vec(), v.clone()));
+    v
+}
+
+/// Refuses a string value that is not UTF-8 (the file is read as utf8mb4).
+fn check_utf8(vals: &[Value<'_>], offset: usize) -> Result<(), ParseError> {
+    for v in vals {
+        let text = match v {
+            Value::Plain(s) => Some(&s[..]),
+            Value::Text(t) => Some(&t[..]),
+            _ => None,
+        };
+        if let Some(Err(e)) = text.map(std::str::from_utf8) {
+            return Err(ParseError::Syntax {
+                offset,
+                message: format!("invalid UTF-8 in a string (byte {} of the value): the file is not utf8mb4; set --character-set", e.valid_up_to()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One row of a LOAD DATA stream: values separated by `,`, NULL as `\N`, BIT numbers as bytes.
+fn push_load_row(out: &mut Vec<u8>, vals: &[Value<'_>], bits: &[bool]) {
+    for (i, v) in vals.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match v {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Number(n) if bits[i] => match number_to_bit_bytes(n) {
+                Some(bytes) => push_load_bytes(out, &bytes),
+                None => out.extend_from_slice(n),
+            },
+            Value::Number(n) => out.extend_from_slice(n),
+            Value::Plain(s) => {
+                out.push(b'\'');
+                out.extend_from_slice(s);
+                out.push(b'\'');
+            }
+            Value::Bytes(bytes) | Value::Text(bytes) => push_load_bytes(out, bytes),
+        }
+    }
+    out.push(b'\n');
+}
+
 /// Transcodes a chunk of an SQL data file. `prelude` holds the file's head settings (for
 /// chunks after the first).
 pub fn sql_chunk(
@@ -251,17 +310,7 @@ pub fn sql_chunk(
             Statement::Insert(ins) => {
                 let columns: Vec<String> =
                     ins.columns.clone().unwrap_or_else(|| shape.columns.clone());
-                let bits: Vec<bool> = match bit_idx_cache.iter().find(|(c, _)| *c == columns) {
-                    Some((_, v)) => v.clone(),
-                    None => {
-                        let v: Vec<bool> = columns
-                            .iter()
-                            .map(|c| shape.bit_columns.iter().any(|b| b.eq_ignore_ascii_case(c)))
-                            .collect();
-                        bit_idx_cache.push((columns.clone(), v.clone()));
-                        v
-                    }
-                };
+                let bits = bit_flags(bit_idx_cache, &columns, shape);
                 let width = columns.len();
                 let verb_ok = !ins.replace && !ins.ignore;
                 let mark = b.steps.len();
@@ -292,21 +341,7 @@ pub fn sql_chunk(
                                 });
                             }
                             if opts.validate_utf8 {
-                                for v in vals {
-                                    let text = match v {
-                                        Value::Plain(s) => Some(&s[..]),
-                                        Value::Text(t) => Some(&t[..]),
-                                        _ => None,
-                                    };
-                                    if let Some(s) = text {
-                                        if let Err(e) = std::str::from_utf8(s) {
-                                            return Err(ParseError::Syntax {
-                                            offset: span.0,
-                                            message: format!("invalid UTF-8 in a string (byte {} of the value): the file is not utf8mb4; set --character-set", e.valid_up_to()),
-                                        });
-                                        }
-                                    }
-                                }
+                                check_utf8(vals, span.0)?;
                             }
                             stmt_rows += 1;
                             if !verb_ok {
@@ -318,28 +353,7 @@ pub fn sql_chunk(
                                 return Ok(());
                             }
                             let (out, rows) = b.load_stream(&columns, &charset);
-                            for (i, v) in vals.iter().enumerate() {
-                                if i > 0 {
-                                    out.push(b',');
-                                }
-                                match v {
-                                    Value::Null => out.extend_from_slice(b"\\N"),
-                                    Value::Number(n) if bits[i] => match number_to_bit_bytes(n) {
-                                        Some(bytes) => push_load_bytes(out, &bytes),
-                                        None => out.extend_from_slice(n),
-                                    },
-                                    Value::Number(n) => out.extend_from_slice(n),
-                                    Value::Plain(s) => {
-                                        out.push(b'\'');
-                                        out.extend_from_slice(s);
-                                        out.push(b'\'');
-                                    }
-                                    Value::Bytes(bytes) | Value::Text(bytes) => {
-                                        push_load_bytes(out, bytes)
-                                    }
-                                }
-                            }
-                            out.push(b'\n');
+                            push_load_row(out, vals, &bits);
                             *rows += 1;
                             Ok(())
                         },
