@@ -17,7 +17,6 @@ use crate::progress::{Counts, Reporter};
 use crate::schema_tracker::{self, SchemaTracker};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
-use ferry_shared::failure::{Classify, Failure};
 use ferry_shared::location::BinlogPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -182,13 +181,7 @@ async fn start_point(
     let tables = [checkpoint::CHECKPOINT_TABLE, schema_tracker::SCHEMA_TABLE];
     ferry_shared::meta::ensure(tgt, &tables)
         .await
-        .map_err(|e| {
-            CatchupError::Failed(Failure::new(
-                "preparing `ferry_meta` on the target",
-                e.to_string(),
-                e.class(),
-            ))
-        })?;
+        .map_err(CatchupError::Failed)?;
     tgt.query_drop(SESSION_SETUP)
         .await
         .map_err(db_err("target session setup"))?;

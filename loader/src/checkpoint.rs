@@ -17,7 +17,7 @@
 //! older than the lease. Taking over is always safe, because commits are guarded per chunk.
 
 use crate::error::{from_driver, LoadError};
-use ferry_shared::failure::{Classify, Failure};
+use ferry_shared::failure::Failure;
 use ferry_shared::meta::MetaTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -108,13 +108,7 @@ fn short_hash(s: &str) -> String {
 pub async fn ensure_schema(conn: &mut Conn) -> Result<(), LoadError> {
     ferry_shared::meta::ensure(conn, &TABLES)
         .await
-        .map_err(|e| {
-            LoadError::Failed(Failure::new(
-                "preparing `ferry_meta` on the target",
-                e.to_string(),
-                e.class(),
-            ))
-        })
+        .map_err(LoadError::Failed)
 }
 
 /// Name of a named lock for `task` and `what` (at most 64 characters).

@@ -78,8 +78,18 @@ impl Classify for MetaError {
 }
 
 /// Creates `ferry_meta` and `tables` if missing; refuses when a newer layout of one of them is
-/// there (see the module doc).
-pub async fn ensure(conn: &mut mysql_async::Conn, tables: &[MetaTable]) -> Result<(), MetaError> {
+/// there (see the module doc). The failure keeps the class of what went wrong.
+pub async fn ensure(conn: &mut mysql_async::Conn, tables: &[MetaTable]) -> Result<(), Failure> {
+    create(conn, tables).await.map_err(|e| {
+        Failure::new(
+            "preparing `ferry_meta` on the target",
+            e.to_string(),
+            e.class(),
+        )
+    })
+}
+
+async fn create(conn: &mut mysql_async::Conn, tables: &[MetaTable]) -> Result<(), MetaError> {
     let server = |source| MetaError::Server { source };
     conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{META_DB}`"))
         .await
