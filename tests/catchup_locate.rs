@@ -12,6 +12,7 @@ mod harness;
 use ferry_catchup::decode::Change;
 use ferry_catchup::locate::{self, LocateError, Until};
 use ferry_catchup::source::{stream, StreamStart};
+use ferry_shared::failure::Classify;
 use ferry_shared::location::BinlogPos;
 use harness::*;
 use mysql_async::prelude::Queryable;

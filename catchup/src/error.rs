@@ -46,12 +46,6 @@ impl Classify for CatchupError {
     }
 }
 
-impl CatchupError {
-    pub fn is_transient(&self) -> bool {
-        self.class() == Class::Transient
-    }
-}
-
 pub(crate) fn db_err(what: &str) -> impl Fn(mysql_async::Error) -> CatchupError + '_ {
     move |e| CatchupError::Failed(Failure::mysql(what, &e))
 }

@@ -42,7 +42,7 @@
 use crate::binlog::{self, BinlogError, Event};
 use crate::decode::{Change, Decoder};
 use crate::events;
-use ferry_shared::failure::{Class, Failure};
+use ferry_shared::failure::{Class, Classify, Failure};
 use ferry_shared::location::{BinlogPos, Flavor, GtidSet, MariadbGtid, PositionParseError};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -107,14 +107,10 @@ pub enum LocateError {
     NoBinlogs,
 }
 
-impl LocateError {
-    /// Lost connections and the like: retrying can succeed. Everything else is definite.
-    pub fn is_transient(&self) -> bool {
-        self.class() == Class::Transient
-    }
-
-    /// The shared policy's class of the server error; everything else is definite.
-    pub fn class(&self) -> Class {
+impl Classify for LocateError {
+    /// The shared policy's class of the server error (lost connections and the like are
+    /// transient); everything else is definite.
+    fn class(&self) -> Class {
         match self {
             LocateError::Server { source, .. } => Failure::mysql("", source).class,
             _ => Class::Definite,

@@ -17,6 +17,7 @@ use crate::progress::{Counts, Reporter};
 use crate::schema_tracker::{self, SchemaTracker};
 use crate::source::{self, StreamStart};
 use ferry_shared::conn::ConnSpec;
+use ferry_shared::failure::Classify;
 use ferry_shared::location::BinlogPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

@@ -66,13 +66,6 @@ impl crate::failure::Classify for StorageError {
     }
 }
 
-impl StorageError {
-    /// Errors worth retrying (network trouble, throttling, 5xx).
-    pub fn is_transient(&self) -> bool {
-        crate::failure::Classify::is_transient(self)
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// A listed object: its name relative to the storage root, and its size.
