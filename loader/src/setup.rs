@@ -16,11 +16,13 @@
 //! rerun and loaded as an existing table.
 
 use crate::checkpoint::{self, FileRow, META_DB};
+use crate::config::{LoadConfig, OnExisting};
+use crate::context::{dump_identity, TableCtx};
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
+use crate::input;
 use crate::schema::{self, TargetColumn};
 use crate::transcode::{CsvFormat, TableShape};
-use crate::{input, LoadConfig, OnExisting, TableCtx};
 use ferry_shared::ident::{qualified, quote_ident};
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
@@ -52,8 +54,7 @@ pub(crate) async fn setup_tables(
     ctl: &mut Conn,
 ) -> Result<(Vec<TableCtx>, usize, u64), LoadError> {
     let chunk_size =
-        checkpoint::register_task(ctl, task, &crate::dump_identity(storage), cfg.chunk_size)
-            .await?;
+        checkpoint::register_task(ctl, task, &dump_identity(storage), cfg.chunk_size).await?;
     ctl.query_drop("SET SESSION foreign_key_checks = 0")
         .await
         .map_err(|e| from_driver(e, "session setup"))?;

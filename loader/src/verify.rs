@@ -4,8 +4,10 @@
 //! per table.
 
 use crate::checkpoint;
+use crate::config::{OnDuplicate, OnExisting};
+use crate::context::{Run, TableCtx};
 use crate::error::{from_driver, LoadError};
-use crate::{OnDuplicate, OnExisting, Run, TableCheck, TableCtx};
+use crate::summary::TableCheck;
 use ferry_shared::checksum;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

@@ -2,11 +2,12 @@
 //! workers commit each chunk with its checkpoint row in one transaction.
 
 use crate::checkpoint;
+use crate::config::OnDuplicate;
+use crate::context::{FileState, Run};
 use crate::discover::DataKind;
 use crate::error::{from_driver, LoadError};
 use crate::split::{self, Chunk, Syntax};
 use crate::transcode::{self, Step, TranscodeOptions};
-use crate::{FileState, OnDuplicate, Run};
 use bytes::Bytes;
 use ferry_shared::failure::{Backoff, Class, Classify};
 use mysql_async::prelude::Queryable;
