@@ -1,6 +1,7 @@
-//! `ferry dump` options and their validation.
+//! `ferry dump` options and their validation, and the run with its progress display.
 
 use crate::cli::{usage, OutputMode};
+use crate::progress::Display;
 use clap::Args;
 use ferry_dumper::consistency::Consistency;
 use ferry_dumper::encode::SqlOptions;
@@ -10,6 +11,7 @@ use ferry_shared::filter::TableFilter;
 use ferry_shared::manifest::CsvDialect;
 use ferry_shared::progress::human_bytes;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -214,7 +216,6 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         return Err(usage("--csv-line-terminator must be \\n or \\r\\n"));
     }
     let consistency: Consistency = a.consistency.parse().map_err(usage)?;
-    let progress = crate::cli::progress_mode(&a.progress);
     Ok(DumpConfig {
         source,
         to: a.to,
@@ -251,8 +252,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         triggers: a.triggers,
         routines: a.routines,
         checksum: a.checksum,
-        progress,
-        progress_interval: Duration::from_secs(a.progress_interval.max(1)),
+        progress: Arc::default(),
     })
 }
 
@@ -292,13 +292,16 @@ fn print_summary(s: &DumpSummary, mode: OutputMode) {
 
 pub async fn run(args: DumpArgs) -> u8 {
     let output = args.output;
+    let mode = crate::cli::progress_mode(&args.progress);
+    let interval = Duration::from_secs(args.progress_interval.max(1));
     let cfg = match build_config(args) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::cli::finish(ferry_dumper::run(cfg).await, |summary| {
-        print_summary(summary, output)
-    })
+    let display = Display::start("dump", mode, cfg.progress.clone(), interval);
+    let result = ferry_dumper::run(cfg).await;
+    display.finish().await;
+    crate::cli::finish(result, |summary| print_summary(summary, output))
 }
 
 #[cfg(test)]

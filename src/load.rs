@@ -1,7 +1,8 @@
-//! `ferry load` options and their validation.
+//! `ferry load` options and their validation, and the run with its progress display.
 
 use crate::cli::{usage, OutputMode};
 use crate::dump::parse_size;
+use crate::progress::Display;
 use clap::Args;
 use ferry_loader::{
     CsvOptions, DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting,
@@ -9,6 +10,7 @@ use ferry_loader::{
 use ferry_shared::filter::TableFilter;
 use ferry_shared::progress::human_bytes;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -176,8 +178,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
         retry: a.retry.policy(),
         sql_mode: a.sql_mode,
         time_zone: a.time_zone,
-        progress: crate::cli::progress_mode(&a.progress),
-        progress_interval: Duration::from_secs(a.progress_interval.max(1)),
+        progress: Arc::default(),
         lease: Duration::from_secs(a.claim_lease.max(1)),
     })
 }
@@ -223,11 +224,14 @@ fn print_summary(s: &LoadSummary, mode: OutputMode) {
 
 pub async fn run(args: LoadArgs) -> u8 {
     let output = args.output;
+    let mode = crate::cli::progress_mode(&args.progress);
+    let interval = Duration::from_secs(args.progress_interval.max(1));
     let cfg = match build_config(args) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::cli::finish(ferry_loader::run(cfg).await, |summary| {
-        print_summary(summary, output)
-    })
+    let display = Display::start("load", mode, cfg.progress.clone(), interval);
+    let result = ferry_loader::run(cfg).await;
+    display.finish().await;
+    crate::cli::finish(result, |summary| print_summary(summary, output))
 }

@@ -7,6 +7,7 @@ mod catchup;
 mod cli;
 mod dump;
 mod load;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -9,9 +9,9 @@ use crate::writer::Compression;
 use ferry_shared::conn::ConnSpec;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::manifest::CsvDialect;
-use ferry_shared::progress::ProgressMode;
+use ferry_shared::progress::Progress;
 use ferry_shared::storage::S3Options;
-use std::time::Duration;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileType {
@@ -47,8 +47,8 @@ pub struct DumpConfig {
     pub triggers: bool,
     pub routines: bool,
     pub checksum: bool,
-    pub progress: ProgressMode,
-    pub progress_interval: Duration,
+    /// Counters of the run, filled here and drawn by the caller.
+    pub progress: Arc<Progress>,
 }
 
 impl DumpConfig {

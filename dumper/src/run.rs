@@ -12,7 +12,6 @@ use crate::summary::DumpSummary;
 use crate::worker::{read_chunks, WorkerCtx};
 use ferry_shared::conn::ServerInfo;
 use ferry_shared::manifest::{DumpLocation, MANIFEST_NAME};
-use ferry_shared::progress::{Counters, ProgressReporter};
 use ferry_shared::storage::{self, S3Options, Storage};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,17 +46,11 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     } else {
         plan.tables.iter().map(|t| t.chunks.len() as u64).sum()
     };
-    let counters = Arc::new(Counters::default());
+    let counters = cfg.progress.counters.clone();
     counters.chunks_total.store(total_chunks, Ordering::Relaxed);
     counters.chunks_done.store(resumed, Ordering::Relaxed);
     let est_rows: u64 = plan.tables.iter().map(|t| t.info.est_rows).sum();
-    let reporter = ProgressReporter::start(
-        "dump",
-        cfg.progress,
-        counters.clone(),
-        est_rows,
-        cfg.progress_interval,
-    );
+    cfg.progress.begin(est_rows);
 
     let strategy_name: String;
     let mut blocked_ms = 0;
@@ -68,21 +61,19 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         .map(|t| (t.info.db.clone(), t.info.name.clone()))
         .collect();
     if !queue.is_empty() {
-        let table_bars = Arc::new(
-            reporter.table_bars(
-                plan.tables
-                    .iter()
-                    .enumerate()
-                    .map(|(ti, t)| {
-                        let left = t
-                            .chunks
-                            .iter()
-                            .filter(|c| !done.contains_key(&(ti, c.index)))
-                            .count();
-                        (t.info.display(), t.info.est_rows, left as u64)
-                    })
-                    .collect(),
-            ),
+        cfg.progress.track_tables(
+            plan.tables
+                .iter()
+                .enumerate()
+                .map(|(ti, t)| {
+                    let left = t
+                        .chunks
+                        .iter()
+                        .filter(|c| !done.contains_key(&(ti, c.index)))
+                        .count();
+                    (t.info.display(), t.info.est_rows, left as u64)
+                })
+                .collect(),
         );
         let base = WorkerCtx {
             cfg: cfg.clone(),
@@ -91,7 +82,6 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
             queue: Mutex::new(queue),
             abort: AtomicBool::new(false),
             counters: counters.clone(),
-            table_bars,
             taken_at: String::new(),
             strategy: String::new(),
             resuming,
@@ -103,7 +93,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
                 blocked_ms = blocked;
             }
             Err(e) => {
-                reporter.finish();
+                cfg.progress.end();
                 return Err(e);
             }
         }
@@ -115,7 +105,7 @@ pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
         blocked_ms = blocked;
         point_without_chunks = point;
     }
-    reporter.finish();
+    cfg.progress.end();
 
     let manifest = build_manifest(&plan, &done, point_without_chunks, &cfg, &strategy_name)?;
     write_outputs(&*storage, &plan, &manifest).await?;

@@ -18,7 +18,7 @@ use ferry_shared::checksum;
 use ferry_shared::conn::ServerInfo;
 use ferry_shared::failure::Backoff;
 use ferry_shared::manifest::ChunkChecksum;
-use ferry_shared::progress::{Counters, TableBars};
+use ferry_shared::progress::Counters;
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, VecDeque};
@@ -74,7 +74,6 @@ pub(crate) async fn read_chunks(
             queue: Mutex::new(std::mem::take(&mut queue)),
             abort: AtomicBool::new(false),
             counters: base.counters.clone(),
-            table_bars: base.table_bars.clone(),
             taken_at: snaps.taken_at.clone(),
             strategy: strategy.clone(),
             resuming,
@@ -125,7 +124,6 @@ pub(crate) struct WorkerCtx {
     pub(crate) queue: Mutex<VecDeque<(usize, ChunkPlan)>>,
     pub(crate) abort: AtomicBool,
     pub(crate) counters: Arc<Counters>,
-    pub(crate) table_bars: Arc<TableBars>,
     pub(crate) taken_at: String,
     pub(crate) strategy: String,
     /// An earlier run may have left files of unfinished chunks behind.
@@ -200,7 +198,7 @@ impl ChunkProgress {
         let rows = writer.rows - self.rows;
         let bytes = writer.raw_bytes.saturating_sub(self.raw_bytes);
         ctx.counters.add(rows, bytes);
-        ctx.table_bars.add_rows(table, rows);
+        ctx.cfg.progress.add_rows(table, rows);
         self.rows = writer.rows;
         self.raw_bytes = self.raw_bytes.max(writer.raw_bytes);
     }
@@ -404,7 +402,7 @@ async fn dump_chunk(
     };
     let storage = ctx.storage.clone();
     let counters = ctx.counters.clone();
-    let table_bars = ctx.table_bars.clone();
+    let run_progress = ctx.cfg.progress.clone();
     let mut marker = ChunkDone {
         table: ti,
         chunk: chunk.index,
@@ -429,7 +427,7 @@ async fn dump_chunk(
             .put(&done_name(marker.table, marker.chunk), json(&marker))
             .await?;
         counters.chunks_done.fetch_add(1, Ordering::Relaxed);
-        table_bars.unit_done(marker.table);
+        run_progress.unit_done(marker.table);
         Ok(marker)
     });
     Ok((tail, held))

@@ -4,8 +4,9 @@
 
 use ferry_shared::conn::ConnSpec;
 use ferry_shared::filter::TableFilter;
-use ferry_shared::progress::ProgressMode;
+use ferry_shared::progress::Progress;
 use ferry_shared::storage::S3Options;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +77,8 @@ pub struct LoadConfig {
     pub sql_mode: String,
     /// Session time zone while loading (TIMESTAMP text in dumps is UTC unless a file says).
     pub time_zone: String,
-    pub progress: ProgressMode,
-    pub progress_interval: Duration,
+    /// Counters of the run, filled here and drawn by the caller; per table, a unit is a file.
+    pub progress: Arc<Progress>,
     /// A claimant silent for longer than this is presumed dead.
     pub lease: Duration,
 }

@@ -61,8 +61,6 @@ pub(crate) struct Run {
     pub max_packet: u64,
     /// Chunks committed by each worker of this process.
     pub worker_chunks: Vec<AtomicU64>,
-    /// Per-table progress bars (a terminal only); a unit is a file.
-    pub bars: ferry_shared::progress::TableBars,
     /// Signalled when this process finishes a file.
     pub file_done: tokio::sync::Notify,
 }

@@ -15,7 +15,6 @@ use crate::verify;
 use crate::views;
 use crate::worker;
 use ferry_shared::conn::ServerInfo;
-use ferry_shared::progress::{Counters, ProgressReporter};
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -179,7 +178,7 @@ async fn run_owned(
         (None, false) => "utf8mb4".to_string(),
     };
     let threads = cfg.threads;
-    let counters = Arc::new(Counters::default());
+    let counters = cfg.progress.counters.clone();
     let total_rows: u64 = tables
         .iter()
         .filter_map(|t| t.plan.manifest.as_ref().map(|m| m.rows))
@@ -192,14 +191,7 @@ async fn run_owned(
             .sql_mode
             .to_ascii_uppercase()
             .contains("NO_BACKSLASH_ESCAPES");
-    let progress = ProgressReporter::start(
-        "load",
-        cfg.progress,
-        counters.clone(),
-        total_rows,
-        cfg.progress_interval,
-    );
-    let bars = progress.table_bars(
+    cfg.progress.track_tables(
         tables
             .iter()
             .map(|t| {
@@ -211,8 +203,8 @@ async fn run_owned(
             })
             .collect(),
     );
+    cfg.progress.begin(total_rows);
     let run = Arc::new(Run {
-        bars,
         file_done: tokio::sync::Notify::new(),
         validate_utf8: cfg.charset == "utf8mb4",
         sql_backslash,
@@ -232,7 +224,7 @@ async fn run_owned(
         worker_chunks: (0..threads).map(|_| AtomicU64::new(0)).collect(),
     });
     let taken_over = worker::load_all(&run, chunk_size).await;
-    progress.finish();
+    run.cfg.progress.end();
     if let Some(e) = run.take_failure() {
         return Err(e);
     }

@@ -330,7 +330,7 @@ async fn maybe_finish_file(
         backoff.failed(e, progress()).await?;
     }
     run.counters.files.fetch_add(1, Ordering::Relaxed);
-    run.bars.unit_done(state.table);
+    run.cfg.progress.unit_done(state.table);
     run.file_done.notify_one();
     Ok(())
 }
@@ -509,7 +509,7 @@ async fn worker_loop(
                         c.fetch_add(1, Ordering::Relaxed);
                     }
                     job.file.rows.fetch_add(rows, Ordering::SeqCst);
-                    run.bars.add_rows(job.file.table, rows);
+                    run.cfg.progress.add_rows(job.file.table, rows);
                     break;
                 }
                 Ok(Committed::AlreadyDone(r)) => {

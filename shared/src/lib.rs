@@ -1,5 +1,5 @@
 //! Pieces shared by ferry's steps: positions, storage, manifest, table filters, connections,
-//! checksums and progress reporting.
+//! checksums and the progress counters the steps fill (the binary draws them).
 
 pub mod checksum;
 pub mod conformance;

@@ -1,11 +1,16 @@
-//! Progress reporting shared by all steps: indicatif bars on a terminal, periodic log lines
-//! otherwise, and counters that the final summary reads.
+//! Progress of a run, as counters: the step libraries fill them, the binary draws them (bars on
+//! a terminal, log lines otherwise) and the final summary reads them. No library draws.
+//!
+//! A [`Progress`] goes through three phases: it is created by the binary (`Preparing`, nothing
+//! drawn while the step plans), [`Progress::begin`] by the library when reading or loading
+//! starts (`Running`: the display starts its clock and its bars), and [`Progress::end`] when
+//! that work is over (`Done`: the display clears before the step's last writes and summary).
+//! Per-table counters ([`Progress::track_tables`]) count each table's rows and its units of
+//! work (chunks or files) left, so a display can show only the tables in flight.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
 
 /// Counters for one run; cheap to update from many tasks.
 #[derive(Debug, Default)]
@@ -34,187 +39,100 @@ pub enum ProgressMode {
     Off,
 }
 
-/// Draws the overall bar (and per-table bars) or logs every `interval`.
-pub struct ProgressReporter {
-    counters: Arc<Counters>,
-    multi: Option<MultiProgress>,
-    overall: Option<ProgressBar>,
-    ticker: Option<tokio::task::JoinHandle<()>>,
-    started: Instant,
+/// Where a run's progress is (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Preparing,
+    Running,
+    Done,
 }
 
-impl ProgressReporter {
-    /// `label` names the step (`dump`, `load`); `total_rows` is an estimate for the ETA.
-    pub fn start(
-        label: &'static str,
-        mode: ProgressMode,
-        counters: Arc<Counters>,
-        total_rows: u64,
-        interval: Duration,
-    ) -> Self {
-        let bars = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bars => true,
-            ProgressMode::Log | ProgressMode::Off => false,
-        };
-        let started = Instant::now();
-        if bars {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            let bar = multi.add(ProgressBar::new(total_rows.max(1)));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>6} [{elapsed_precise}] {wide_bar} {pos}/~{len} rows {msg} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_prefix(label);
-            let c = counters.clone();
-            let b = bar.clone();
-            let ticker = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let rows = c.rows.load(Ordering::Relaxed);
-                    if rows > b.length().unwrap_or(0) {
-                        b.set_length(rows);
-                    }
-                    b.set_position(rows);
-                    b.set_message(format!(
-                        "{} chunks {}/{}",
-                        human_bytes(c.bytes.load(Ordering::Relaxed)),
-                        c.chunks_done.load(Ordering::Relaxed),
-                        c.chunks_total.load(Ordering::Relaxed)
-                    ));
-                }
-            });
-            return Self {
-                counters,
-                multi: Some(multi),
-                overall: Some(bar),
-                ticker: Some(ticker),
-                started,
-            };
-        }
-        let ticker = (mode != ProgressMode::Off).then(|| {
-            let c = counters.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(interval).await;
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    let rows = c.rows.load(Ordering::Relaxed);
-                    let bytes = c.bytes.load(Ordering::Relaxed);
-                    tracing::info!(
-                        step = label,
-                        rows,
-                        bytes,
-                        chunks_done = c.chunks_done.load(Ordering::Relaxed),
-                        chunks_total = c.chunks_total.load(Ordering::Relaxed),
-                        rows_per_sec = (rows as f64 / secs) as u64,
-                        mb_per_sec = format!("{:.1}", bytes as f64 / secs / 1e6),
-                        "progress"
-                    );
-                }
-            })
-        });
-        Self {
-            counters,
-            multi: None,
-            overall: None,
-            ticker,
-            started,
+/// The progress of one run: overall counters, the rows expected (for an ETA) and a counter per
+/// table; shared (in an `Arc`) by the library that fills it and the display that reads it.
+#[derive(Debug)]
+pub struct Progress {
+    pub counters: Arc<Counters>,
+    total_rows: AtomicU64,
+    tables: OnceLock<Vec<TableProgress>>,
+    phase: watch::Sender<Phase>,
+}
+
+/// One table's progress: rows so far, against an estimate, and units of work left.
+#[derive(Debug)]
+pub struct TableProgress {
+    pub name: String,
+    pub est_rows: u64,
+    pub rows: AtomicU64,
+    pub units_left: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            counters: Arc::default(),
+            total_rows: AtomicU64::new(0),
+            tables: OnceLock::new(),
+            phase: watch::Sender::new(Phase::Preparing),
         }
     }
+}
 
-    /// Per-table bars for `(name, estimated rows, units of work)`; drawn on a terminal only.
-    pub fn table_bars(&self, tables: Vec<(String, u64, u64)>) -> TableBars {
-        TableBars {
-            multi: self.multi.clone(),
-            tables: tables
+impl Progress {
+    /// The work starts; `total_rows` is an estimate for the ETA.
+    pub fn begin(&self, total_rows: u64) {
+        self.total_rows.store(total_rows, Ordering::Relaxed);
+        self.phase.send_replace(Phase::Running);
+    }
+
+    /// The work is over (or failed); the display clears. Idempotent.
+    pub fn end(&self) {
+        self.phase.send_replace(Phase::Done);
+    }
+
+    /// Counts per table for `(name, estimated rows, units of work)`; only the first call counts.
+    pub fn track_tables(&self, tables: Vec<(String, u64, u64)>) {
+        let _ = self.tables.set(
+            tables
                 .into_iter()
-                .map(|(name, est_rows, units)| TableBarState {
+                .map(|(name, est_rows, units)| TableProgress {
                     name,
                     est_rows,
+                    rows: AtomicU64::new(0),
                     units_left: AtomicU64::new(units),
-                    bar: std::sync::Mutex::new(None),
                 })
                 .collect(),
-        }
+        );
     }
 
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    pub fn finish(mut self) {
-        if let Some(t) = self.ticker.take() {
-            t.abort();
-        }
-        if let Some(b) = self.overall.take() {
-            b.finish_and_clear();
-        }
-        if let Some(m) = self.multi.take() {
-            let _ = m.clear();
-        }
-    }
-}
-
-impl Drop for ProgressReporter {
-    fn drop(&mut self) {
-        if let Some(t) = self.ticker.take() {
-            t.abort();
-        }
-    }
-}
-
-/// A bar per table, shown from its first rows until its last unit of work is done, so the
-/// screen holds only the tables in flight.
-pub struct TableBars {
-    multi: Option<MultiProgress>,
-    tables: Vec<TableBarState>,
-}
-
-struct TableBarState {
-    name: String,
-    est_rows: u64,
-    units_left: AtomicU64,
-    bar: std::sync::Mutex<Option<ProgressBar>>,
-}
-
-impl TableBars {
-    /// Counts rows of table `index` (creating its bar on first use).
+    /// Counts rows of table `index`.
     pub fn add_rows(&self, index: usize, rows: u64) {
-        let (Some(multi), Some(t)) = (&self.multi, self.tables.get(index)) else {
-            return;
-        };
-        let Ok(mut slot) = t.bar.lock() else { return };
-        let bar = slot.get_or_insert_with(|| {
-            let bar = multi.add(ProgressBar::new(t.est_rows.max(1)));
-            bar.set_style(
-                ProgressStyle::with_template("  {prefix:40!} {bar:30} {pos}/~{len} rows")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_prefix(t.name.clone());
-            bar
-        });
-        bar.inc(rows);
-        if bar.position() > bar.length().unwrap_or(0) {
-            bar.set_length(bar.position());
+        if let Some(t) = self.tables().get(index) {
+            t.rows.fetch_add(rows, Ordering::Relaxed);
         }
     }
 
-    /// One unit of work (a chunk) of table `index` is finished; the last one removes its bar.
+    /// One unit of work (a chunk, a file) of table `index` is finished.
     pub fn unit_done(&self, index: usize) {
-        let Some(t) = self.tables.get(index) else {
-            return;
-        };
-        if t.units_left.fetch_sub(1, Ordering::Relaxed) == 1 {
-            if let Some(bar) = t.bar.lock().ok().and_then(|mut b| b.take()) {
-                bar.finish_and_clear();
-            }
+        if let Some(t) = self.tables().get(index) {
+            let _ = t
+                .units_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
+    }
+
+    /// The rows expected, as [`Progress::begin`] set them.
+    pub fn total_rows(&self) -> u64 {
+        self.total_rows.load(Ordering::Relaxed)
+    }
+
+    /// The tracked tables (none before [`Progress::track_tables`]).
+    pub fn tables(&self) -> &[TableProgress] {
+        self.tables.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Follows the phase: a display waits for `Running` and stops at `Done`.
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
     }
 }
 
@@ -230,5 +148,36 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_and_per_table_counts() {
+        let p = Progress::default();
+        let phase = p.phase();
+        assert_eq!(*phase.borrow(), Phase::Preparing);
+        // Rows of untracked tables are not counted (and do not panic).
+        p.add_rows(0, 5);
+        p.unit_done(0);
+        p.track_tables(vec![("a".into(), 10, 2), ("b".into(), 0, 1)]);
+        p.track_tables(vec![("ignored".into(), 1, 1)]);
+        p.begin(10);
+        assert_eq!((*phase.borrow(), p.total_rows()), (Phase::Running, 10));
+        p.add_rows(0, 3);
+        p.add_rows(0, 4);
+        p.add_rows(7, 1);
+        p.unit_done(1);
+        p.unit_done(1);
+        let t = p.tables();
+        assert_eq!((t.len(), t[0].name.as_str()), (2, "a"));
+        assert_eq!(t[0].rows.load(Ordering::Relaxed), 7);
+        assert_eq!(t[0].units_left.load(Ordering::Relaxed), 2);
+        assert_eq!(t[1].units_left.load(Ordering::Relaxed), 0);
+        p.end();
+        assert_eq!(*phase.borrow(), Phase::Done);
     }
 }
