@@ -1,6 +1,7 @@
-//! `ferry catchup` options.
+//! `ferry catchup` options, and the run with its progress display.
 
 use crate::cli::OutputMode;
+use crate::progress::CatchupDisplay;
 use clap::Args;
 use ferry_catchup::dump_start::DumpStart;
 use ferry_catchup::locate::Until;
@@ -248,6 +249,7 @@ pub async fn run(a: CatchupArgs) -> u8 {
         return 2;
     }
     let task_id_for_cfg = task_id.clone();
+    let (display, progress) = CatchupDisplay::start(crate::cli::progress_mode(&a.progress));
     let cfg = CatchupConfig {
         source,
         target,
@@ -264,10 +266,10 @@ pub async fn run(a: CatchupArgs) -> u8 {
         ),
         retry_for: a.retry.policy().retry_for,
         stop: Some(stop_on_signals()),
-        progress: crate::cli::progress_mode(&a.progress),
+        progress,
     };
     let output = a.output;
-    crate::cli::finish(ferry_catchup::run::run(cfg).await, |s| {
-        print_summary(s, output)
-    })
+    let result = ferry_catchup::run::run(cfg).await;
+    display.finish();
+    crate::cli::finish(result, |s| print_summary(s, output))
 }

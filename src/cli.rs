@@ -91,8 +91,8 @@ impl S3Args {
 }
 
 /// `--progress auto|bars|log|off`.
-pub fn progress_mode(s: &str) -> ferry_shared::progress::ProgressMode {
-    use ferry_shared::progress::ProgressMode;
+pub fn progress_mode(s: &str) -> crate::progress::ProgressMode {
+    use crate::progress::ProgressMode;
     match s {
         "bars" => ProgressMode::Bars,
         "log" => ProgressMode::Log,

@@ -1,12 +1,17 @@
-//! The progress display of `ferry dump` and `ferry load`: the library fills a
-//! [`Progress`]; this draws it. On a terminal (or `--progress bars`): an overall bar of rows
-//! (with bytes, chunks and an ETA) and a bar per table in flight, shown from its first rows
-//! until its last unit of work is done. Otherwise (`--progress log`, or `auto` off a
-//! terminal): a `progress` log line every `--progress-interval`. Nothing is drawn while the
-//! step plans; the display clears when the library ends the work, and at the latest when
-//! [`Display::finish`] is called after the run.
+//! The progress display: the step libraries only count or measure; this draws.
+//!
+//! `ferry dump` and `ferry load` fill a [`Progress`]. On a terminal (or `--progress bars`):
+//! an overall bar of rows (with bytes, chunks and an ETA) and a bar per table in flight, shown
+//! from its first rows until its last unit of work is done. Otherwise (`--progress log`, or
+//! `auto` off a terminal): a `progress` log line every `--progress-interval`. Nothing is drawn
+//! while the step plans; the display clears when the library ends the work, and at the latest
+//! when [`Display::finish`] is called after the run.
+//!
+//! `ferry catchup` publishes a [`CatchupReport`] every second (a live line on a terminal) or
+//! every 5 s (a `catchup progress` log line); see [`CatchupDisplay`].
 
-use ferry_shared::progress::{human_bytes, Phase, Progress, ProgressMode};
+use ferry_catchup::progress::{CatchupReport, ProgressFeed};
+use ferry_shared::progress::{human_bytes, Phase, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -16,6 +21,31 @@ use tokio::sync::watch;
 
 /// How often the bars are updated.
 const BAR_TICK: Duration = Duration::from_millis(250);
+/// How often catch-up reports: on a terminal, and in log lines.
+const CATCHUP_LINE_EVERY: Duration = Duration::from_secs(1);
+const CATCHUP_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How progress is shown (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, log lines otherwise.
+    Auto,
+    Bars,
+    Log,
+    Off,
+}
+
+impl ProgressMode {
+    /// Bars (true) or log lines (false); `None` when off.
+    fn bars(self) -> Option<bool> {
+        match self {
+            ProgressMode::Auto => Some(std::io::stderr().is_terminal()),
+            ProgressMode::Bars => Some(true),
+            ProgressMode::Log => Some(false),
+            ProgressMode::Off => None,
+        }
+    }
+}
 
 /// The running display of one step.
 pub struct Display {
@@ -31,17 +61,16 @@ impl Display {
         progress: Arc<Progress>,
         interval: Duration,
     ) -> Self {
-        let bars = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bars => true,
-            ProgressMode::Log | ProgressMode::Off => false,
-        };
         let phase = progress.phase();
-        let task = if bars {
-            Some(tokio::spawn(draw_bars(label, progress.clone(), phase)))
-        } else {
-            (mode != ProgressMode::Off)
-                .then(|| tokio::spawn(log_lines(label, progress.clone(), phase, interval)))
+        let task = match mode.bars() {
+            Some(true) => Some(tokio::spawn(draw_bars(label, progress.clone(), phase))),
+            Some(false) => Some(tokio::spawn(log_lines(
+                label,
+                progress.clone(),
+                phase,
+                interval,
+            ))),
+            None => None,
         };
         Display { progress, task }
     }
@@ -190,4 +219,111 @@ fn show_rows(bar: &ProgressBar, rows: u64) {
         bar.set_length(rows);
     }
     bar.set_position(rows);
+}
+
+/// The display of `ferry catchup`: a spinner line updated with each report, or a log line per
+/// report.
+pub struct CatchupDisplay {
+    bar: Option<ProgressBar>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl CatchupDisplay {
+    /// The display and the feed catch-up reports to (`None` with `--progress off`).
+    pub fn start(mode: ProgressMode) -> (Self, Option<Arc<ProgressFeed>>) {
+        let Some(bars) = mode.bars() else {
+            return (
+                CatchupDisplay {
+                    bar: None,
+                    task: None,
+                },
+                None,
+            );
+        };
+        let (tx, mut rx) = watch::channel(None);
+        let every = if bars {
+            CATCHUP_LINE_EVERY
+        } else {
+            CATCHUP_LOG_EVERY
+        };
+        let feed = Arc::new(ProgressFeed { every, reports: tx });
+        let bar = bars.then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} catchup [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(BAR_TICK);
+            b
+        });
+        let line = bar.clone();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let Some(r) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                match &line {
+                    Some(b) => b.set_message(catchup_line(&r)),
+                    None => log_catchup(&r),
+                }
+            }
+        });
+        (
+            CatchupDisplay {
+                bar,
+                task: Some(task),
+            },
+            Some(feed),
+        )
+    }
+
+    /// Clears the line.
+    pub fn finish(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for CatchupDisplay {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+fn bytes_behind(r: &CatchupReport) -> String {
+    r.bytes_behind.map_or("?".to_string(), human_bytes)
+}
+
+fn catchup_line(r: &CatchupReport) -> String {
+    format!(
+        "at {} · {} trx ({}/s) · {} rows ({}/s) · {} events/s · lag {} s, {} behind",
+        r.position,
+        r.transactions,
+        r.transactions_per_sec,
+        r.rows,
+        r.rows_per_sec,
+        r.events_per_sec,
+        r.lag_seconds,
+        bytes_behind(r),
+    )
+}
+
+fn log_catchup(r: &CatchupReport) {
+    tracing::info!(
+        position = %r.position,
+        transactions = r.transactions,
+        rows = r.rows,
+        rows_per_sec = r.rows_per_sec,
+        transactions_per_sec = r.transactions_per_sec,
+        events_per_sec = r.events_per_sec,
+        lag_seconds = r.lag_seconds,
+        bytes_behind = %bytes_behind(r),
+        "catchup progress"
+    );
 }

@@ -16,7 +16,7 @@
 //! turned into statements by [`apply`], routed to workers by key ([`route`]) and batched and
 //! applied by the worker pool (`pool.rs`); checkpoints (`checkpoint.rs`) and the DDL barrier
 //! (`ddl.rs`) keep the target exact across crashes. [`precheck`] checks the source first;
-//! `progress.rs` reports; [`error`] splits errors into definite and transient.
+//! [`progress`] measures the progress reports the binary draws; [`error`] splits errors into definite and transient.
 
 pub mod apply;
 pub mod binlog;
@@ -33,7 +33,7 @@ pub mod jsondiff;
 pub mod locate;
 mod pool;
 pub mod precheck;
-mod progress;
+pub mod progress;
 pub mod route;
 pub mod rows;
 pub mod run;

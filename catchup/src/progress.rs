@@ -1,32 +1,36 @@
-//! Catch-up's progress: a live line on a terminal (every second) or log lines (every 5 s),
-//! with position, transactions and rows with their rates, events/s and the lag behind the
-//! source (seconds and bytes), and the lag measured when catch-up stops.
+//! Catch-up's progress, measured here and drawn by the caller: every [`ProgressFeed::every`]
+//! (while events arrive) the position, transactions and rows with their rates, events/s and
+//! the lag behind the source (seconds and bytes) are published as a [`CatchupReport`]; the
+//! lag is also measured when catch-up stops. Without a feed (`--progress off`) nothing is
+//! measured until the end.
 
 use ferry_shared::location::BinlogPos;
-use ferry_shared::progress::ProgressMode;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// The progress line's spinner, when drawn (`Bars`, or `Auto` on a terminal).
-pub(crate) fn bar(mode: ProgressMode) -> Option<indicatif::ProgressBar> {
-    match mode {
-        ProgressMode::Bars => true,
-        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ProgressMode::Log | ProgressMode::Off => false,
-    }
-    .then(|| {
-        let b = indicatif::ProgressBar::with_draw_target(
-            None,
-            indicatif::ProgressDrawTarget::stderr_with_hz(4),
-        );
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} catchup [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        b.enable_steady_tick(std::time::Duration::from_millis(250));
-        b
-    })
+/// Where the reports go, and how often they are made.
+#[derive(Debug)]
+pub struct ProgressFeed {
+    pub every: Duration,
+    pub reports: watch::Sender<Option<CatchupReport>>,
+}
+
+/// One progress report; the rates are over the time since the previous report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupReport {
+    /// The position applied up to.
+    pub position: String,
+    pub transactions: u64,
+    pub transactions_per_sec: u64,
+    pub rows: u64,
+    pub rows_per_sec: u64,
+    pub events_per_sec: u64,
+    /// Seconds behind the source's clock.
+    pub lag_seconds: u64,
+    /// Bytes behind the source's binlog end (when in the same file).
+    pub bytes_behind: Option<u64>,
 }
 
 /// Counts of the run so far (kept across reconnects).
@@ -38,8 +42,7 @@ pub(crate) struct Counts {
 
 /// The reporting state of one attempt.
 pub(crate) struct Reporter<'a> {
-    bar: Option<&'a indicatif::ProgressBar>,
-    mode: ProgressMode,
+    feed: Option<&'a ProgressFeed>,
     last_report: Instant,
     events: u64,
     /// rows, transactions, events at the last report.
@@ -49,14 +52,9 @@ pub(crate) struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    pub(crate) fn new(
-        bar: Option<&'a indicatif::ProgressBar>,
-        mode: ProgressMode,
-        c: Counts,
-    ) -> Self {
+    pub(crate) fn new(feed: Option<&'a ProgressFeed>, c: Counts) -> Self {
         Reporter {
-            bar,
-            mode,
+            feed,
             last_report: Instant::now(),
             events: 0,
             reported: (c.rows, c.transactions, 0),
@@ -77,50 +75,29 @@ impl<'a> Reporter<'a> {
             self.last_event_ts = timestamp;
         }
         self.events += 1;
-        let every = if self.bar.is_some() {
-            std::time::Duration::from_secs(1)
-        } else {
-            REPORT_EVERY
-        };
-        if self.last_report.elapsed() < every || self.mode == ProgressMode::Off {
+        let feed = self.feed?;
+        if self.last_report.elapsed() < feed.every {
             return None;
         }
         let lag = measure_lag(src, &pos.file, pos.pos, self.last_event_ts, idle).await;
         let secs = self.last_report.elapsed().as_secs_f64();
         let rate = |now: u64, then: u64| ((now - then) as f64 / secs) as u64;
-        let bytes_behind = lag
-            .1
-            .map_or("?".to_string(), ferry_shared::progress::human_bytes);
         let (rows0, trx0, ev0) = self.reported;
-        match self.bar {
-            Some(b) => b.set_message(format!(
-                "at {pos} · {} trx ({}/s) · {} rows ({}/s) · {} events/s · lag {} s, {bytes_behind} behind",
-                c.transactions,
-                rate(c.transactions, trx0),
-                c.rows,
-                rate(c.rows, rows0),
-                rate(self.events, ev0),
-                lag.0,
-            )),
-            None => tracing::info!(
-                position = %pos,
-                transactions = c.transactions,
-                rows = c.rows,
-                rows_per_sec = rate(c.rows, rows0),
-                transactions_per_sec = rate(c.transactions, trx0),
-                events_per_sec = rate(self.events, ev0),
-                lag_seconds = lag.0,
-                bytes_behind = %bytes_behind,
-                "catchup progress"
-            ),
-        }
+        feed.reports.send_replace(Some(CatchupReport {
+            position: pos.to_string(),
+            transactions: c.transactions,
+            transactions_per_sec: rate(c.transactions, trx0),
+            rows: c.rows,
+            rows_per_sec: rate(c.rows, rows0),
+            events_per_sec: rate(self.events, ev0),
+            lag_seconds: lag.0,
+            bytes_behind: lag.1,
+        }));
         self.reported = (c.rows, c.transactions, self.events);
         self.last_report = Instant::now();
         Some(lag)
     }
 }
-
-const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Seconds behind (source clock now minus the last applied event's time; 0 when nothing is
 /// waiting) and bytes behind the source's binlog end (when in the same file).

@@ -50,8 +50,8 @@ pub struct CatchupConfig {
     pub workers: usize,
     /// How long to keep reconnecting after the source or target went away before giving up.
     pub retry_for: std::time::Duration,
-    /// A progress line on a terminal, or log lines.
-    pub progress: ferry_shared::progress::ProgressMode,
+    /// Where progress reports go (`None`: none are made).
+    pub progress: Option<std::sync::Arc<crate::progress::ProgressFeed>>,
     /// Stop cleanly (after committing what is applied) once this turns true.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -109,10 +109,9 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
     let mut totals = Totals::default();
     let mut delay = std::time::Duration::from_secs(1);
     let mut failing_since: Option<Instant> = None;
-    let bar = crate::progress::bar(cfg.progress);
     let r = loop {
         let before = totals.transactions + totals.ddl;
-        match run_once(&cfg, &mut totals, bar.as_ref()).await {
+        match run_once(&cfg, &mut totals).await {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() => {
                 if totals.transactions + totals.ddl > before {
@@ -135,9 +134,6 @@ pub async fn run(cfg: CatchupConfig) -> Result<CatchupSummary, CatchupError> {
             Err(e) => break Err(e),
         }
     };
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     r?;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     Ok(CatchupSummary {
@@ -328,11 +324,7 @@ impl Attempt<'_> {
     }
 }
 
-async fn run_once(
-    cfg: &CatchupConfig,
-    totals: &mut Totals,
-    bar: Option<&indicatif::ProgressBar>,
-) -> Result<(), CatchupError> {
+async fn run_once(cfg: &CatchupConfig, totals: &mut Totals) -> Result<(), CatchupError> {
     let caught_up = cfg.until.as_ref().is_some_and(|u| u.stops_at_binlog_end());
     let mut tgt = connect(&cfg.target).await?;
     let mut src = connect(&cfg.source).await?;
@@ -398,7 +390,7 @@ async fn run_once(
     };
     let mut queue = std::collections::VecDeque::new();
     let mut stop = cfg.stop.clone();
-    let mut progress = Reporter::new(bar, cfg.progress, at.counts());
+    let mut progress = Reporter::new(cfg.progress.as_deref(), at.counts());
     let mut actions = Vec::new();
     loop {
         if stop.as_ref().is_some_and(|s| *s.borrow()) {

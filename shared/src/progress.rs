@@ -29,16 +29,6 @@ impl Counters {
     }
 }
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    /// Bars when stderr is a terminal, log lines otherwise.
-    Auto,
-    Bars,
-    Log,
-    Off,
-}
-
 /// Where a run's progress is (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
