@@ -32,6 +32,7 @@ use crate::schema::{TableInfo, ViewInfo};
 use crate::writer::{ChunkWriter, Compression};
 use bytes::Bytes;
 use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::failure::Backoff;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::ident::encode_file_name;

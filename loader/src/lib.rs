@@ -26,8 +26,9 @@ mod worker;
 use crate::checkpoint::Owner;
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
-use crate::transcode::{CsvFormat, Method, TableShape};
+use crate::transcode::{Method, TableShape};
 use ferry_shared::conn::{ConnSpec, ServerInfo};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::ident::qualified;
 use ferry_shared::progress::{Counters, ProgressMode, ProgressReporter};
@@ -68,16 +69,6 @@ pub enum DefinerPolicy {
     Strip,
 }
 
-/// CSV dialect for dumps without a manifest.
-#[derive(Debug, Clone)]
-pub struct CsvOptions {
-    pub separator: String,
-    pub delimiter: String,
-    pub null_value: String,
-    pub header: bool,
-    pub backslash_escape: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub target: ConnSpec,
@@ -99,7 +90,9 @@ pub struct LoadConfig {
     pub chunk_size: u64,
     /// `auto`, `utf8mb4`, `gb18030`, `latin1`, `binary`.
     pub charset: String,
-    pub csv: CsvOptions,
+    /// CSV dialect of files without a manifest (`--csv-*`); a ferry dump's manifest gives its
+    /// own, which wins.
+    pub csv: CsvDialect,
     pub verify: bool,
     /// How long a chunk or the coordination keeps retrying a target that went away.
     pub retry: ferry_shared::failure::RetryPolicy,
@@ -151,7 +144,7 @@ pub struct LoadSummary {
 pub(crate) struct TableCtx {
     pub plan: TablePlan,
     pub shape: TableShape,
-    pub csv: Option<CsvFormat>,
+    pub csv: Option<CsvDialect>,
     /// Target column names (lower case) for checking CSV headers.
     pub target_columns: Vec<String>,
     /// The target table's AUTO_INCREMENT column, if it has one.

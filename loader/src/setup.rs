@@ -19,8 +19,9 @@ use crate::checkpoint::{self, FileRow, META_DB};
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
 use crate::schema::{self, TargetColumn};
-use crate::transcode::{CsvFormat, TableShape};
+use crate::transcode::TableShape;
 use crate::{input, LoadConfig, OnExisting, TableCtx};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::ident::{qualified, quote_ident};
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
@@ -379,7 +380,7 @@ async fn table_ctx(
         .files
         .iter()
         .any(|f| f.kind == DataKind::Csv)
-        .then(|| csv_format(cfg, layout));
+        .then(|| csv_dialect(cfg, layout));
     Ok(TableCtx {
         plan: t.clone(),
         shape: TableShape {
@@ -405,33 +406,12 @@ async fn table_ctx(
     })
 }
 
-fn csv_format(cfg: &LoadConfig, layout: &DumpLayout) -> CsvFormat {
-    let (sep, delim, null, header, esc) =
-        match layout.manifest.as_ref().and_then(|m| m.output.csv.as_ref()) {
-            Some(d) => (
-                d.separator.clone(),
-                d.delimiter.clone(),
-                d.null_value.clone(),
-                d.header,
-                d.escape_backslash,
-            ),
-            None => (
-                cfg.csv.separator.clone(),
-                cfg.csv.delimiter.clone(),
-                cfg.csv.null_value.clone(),
-                cfg.csv.header,
-                cfg.csv.backslash_escape,
-            ),
-        };
-    CsvFormat {
-        separator: sep.into_bytes(),
-        delimiter: delim.bytes().next(),
-        backslash_escape: esc,
-        null_values: if null.is_empty() && !cfg.csv.null_value.is_empty() {
-            Vec::new()
-        } else {
-            vec![null.into_bytes()]
-        },
-        header,
+/// The dialect of a table's CSV files: a ferry dump's manifest records the one its files were
+/// written in, and that wins (also its NULL marker, empty or not); the `--csv-*` options describe
+/// files without a manifest.
+fn csv_dialect(cfg: &LoadConfig, layout: &DumpLayout) -> CsvDialect {
+    match layout.manifest.as_ref().and_then(|m| m.output.csv.as_ref()) {
+        Some(d) => d.clone(),
+        None => cfg.csv.clone(),
     }
 }

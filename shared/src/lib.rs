@@ -1,9 +1,10 @@
-//! Pieces shared by ferry's steps: positions, storage, manifest, table filters, connections,
-//! checksums and progress reporting.
+//! Pieces shared by ferry's steps: positions, storage, manifest, CSV dialect, table filters,
+//! connections, checksums and progress reporting.
 
 pub mod checksum;
 pub mod conformance;
 pub mod conn;
+pub mod csv;
 pub mod failure;
 pub mod filter;
 pub mod ident;
