@@ -18,11 +18,12 @@
 use crate::checkpoint::{self, FileRow, META_DB};
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
-use crate::schema::{self, TargetColumn};
+use crate::schema;
 use crate::transcode::TableShape;
 use crate::{input, LoadConfig, OnExisting, TableCtx};
 use ferry_shared::csv::CsvDialect;
 use ferry_shared::ident::{qualified, quote_ident};
+use ferry_shared::introspect::Column;
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -129,7 +130,11 @@ pub(crate) async fn setup_tables(
     prepare_tables(cfg, storage, task, ctl, work).await?;
     checkpoint::register(ctl, task, &files, &table_rows).await?;
 
-    let mut columns = schema::target_columns_of(ctl, &schemas).await?;
+    let loading_names: Vec<(String, String)> = loading
+        .iter()
+        .map(|t| (t.db.clone(), t.name.clone()))
+        .collect();
+    let mut columns = schema::target_columns_of(ctl, &loading_names).await?;
     let mut out = Vec::with_capacity(loading.len());
     for t in loading {
         let target = columns
@@ -338,7 +343,7 @@ async fn table_ctx(
     storage: &Arc<dyn Storage>,
     layout: &DumpLayout,
     t: &TablePlan,
-    target: Vec<TargetColumn>,
+    target: Vec<Column>,
     ctl: &mut mysql_async::Conn,
 ) -> Result<TableCtx, LoadError> {
     let q = qualified(&t.db, &t.name);
