@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferry_dumper::encode::{CsvEncoder, RowEncoder, SqlEncoder, SqlOptions};
 use ferry_dumper::schema::{ColumnInfo, TableInfo, ValueKind};
 use ferry_loader::split::{self, Syntax};
-use ferry_loader::transcode::{self, CsvFormat, Method, TableShape, TranscodeOptions};
-use ferry_shared::manifest::CsvDialect;
+use ferry_loader::transcode::{self, Method, TableShape, TranscodeOptions};
+use ferry_shared::csv::CsvDialect;
 use std::hint::black_box;
 
 const ROWS: usize = 20_000;
@@ -166,21 +166,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("transcode_sql", |b| {
         b.iter(|| transcode::sql_chunk(black_box(&sql), &[], &shape(), &options()).map(|(_, r)| r))
     });
-    let format = CsvFormat {
-        separator: b",".to_vec(),
-        delimiter: Some(b'"'),
-        backslash_escape: true,
-        null_values: vec![b"\\N".to_vec()],
-        header: false,
-    };
+    let format = csv_dialect();
     g.throughput(Throughput::Bytes(csv.len() as u64));
     g.bench_function("split_csv", |b| {
-        let syntax = Syntax::Csv {
-            separator: b",".to_vec(),
-            delimiter: Some(b'"'),
-            backslash_escape: true,
-            header: false,
-        };
+        let syntax = Syntax::csv(&format);
         b.iter(|| {
             split::split(
                 black_box(&csv[..]),

@@ -86,6 +86,8 @@ impl S3Args {
             force_path_style: None,
             part_size: None,
             max_buffered_parts: None,
+            // Each command sets its own (--retry-for-secs).
+            retry: Default::default(),
         }
     }
 }

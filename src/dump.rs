@@ -7,8 +7,8 @@ use ferry_dumper::consistency::Consistency;
 use ferry_dumper::encode::SqlOptions;
 use ferry_dumper::writer::Compression;
 use ferry_dumper::{DumpConfig, DumpSummary, FileType};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::filter::TableFilter;
-use ferry_shared::manifest::CsvDialect;
 use ferry_shared::progress::human_bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -195,25 +195,18 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
         .map(parse_size)
         .transpose()
         .map_err(usage)?;
-    if a.csv_separator.is_empty() {
-        return Err(usage("--csv-separator must not be empty"));
-    }
-    if a.escape_backslash
-        && a.csv_delimiter.is_empty()
-        && a.csv_separator
-            .starts_with(['0', 'b', 'n', 'r', 't', 'Z', 'N'])
-    {
-        // The separator's first byte is escaped with a backslash when there is no delimiter,
-        // and readers would turn `\t`, `\n`, `\N`... into TAB, newline, NULL...
-        return Err(usage(format!(
-            "--csv-separator `{}` starts with a letter that has a meaning after a backslash; \
-             with --csv-delimiter '' and backslash escaping it cannot be read back: set a --csv-delimiter or choose another separator",
-            a.csv_separator
-        )));
-    }
-    let line_terminator = unescape_terminator(&a.csv_line_terminator);
-    if line_terminator != "\n" && line_terminator != "\r\n" {
-        return Err(usage("--csv-line-terminator must be \\n or \\r\\n"));
+    let csv = CsvDialect {
+        separator: a.csv_separator,
+        delimiter: a.csv_delimiter,
+        null_value: a.csv_null_value,
+        header: a.csv_header,
+        escape_backslash: a.escape_backslash,
+        line_terminator: unescape_terminator(&a.csv_line_terminator),
+    };
+    if a.filetype == "csv" {
+        if let Some(problem) = csv.write_problem() {
+            return Err(usage(problem));
+        }
     }
     let consistency: Consistency = a.consistency.parse().map_err(usage)?;
     Ok(DumpConfig {
@@ -233,14 +226,7 @@ fn build_config(a: DumpArgs) -> Result<DumpConfig, u8> {
             complete_insert: a.complete_insert,
             escape_backslash: a.escape_backslash,
         },
-        csv: CsvDialect {
-            separator: a.csv_separator,
-            delimiter: a.csv_delimiter,
-            null_value: a.csv_null_value,
-            header: a.csv_header,
-            escape_backslash: a.escape_backslash,
-            line_terminator,
-        },
+        csv,
         compression,
         file_size,
         consistency,

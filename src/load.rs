@@ -4,9 +4,8 @@ use crate::cli::{usage, OutputMode};
 use crate::dump::parse_size;
 use crate::progress::Display;
 use clap::Args;
-use ferry_loader::{
-    CsvOptions, DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting,
-};
+use ferry_loader::{DefinerPolicy, LoadConfig, LoadSummary, MethodChoice, OnDuplicate, OnExisting};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::progress::human_bytes;
 use std::path::PathBuf;
@@ -76,10 +75,11 @@ pub struct LoadArgs {
     /// CSV field separator (dumps without a ferry manifest).
     #[arg(long, default_value = ",")]
     csv_separator: String,
-    /// CSV quote character; may be empty.
+    /// CSV quote character; may be empty (dumps without a ferry manifest).
     #[arg(long, default_value = "\"")]
     csv_delimiter: String,
-    /// Unquoted CSV field text read as NULL.
+    /// Unquoted CSV field text read as NULL; empty: an unquoted empty field is NULL (dumps
+    /// without a ferry manifest: a ferry dump's manifest gives the dialect it was written in).
     #[arg(long, default_value = "\\N")]
     csv_null_value: String,
     /// CSV files start with a header line of column names.
@@ -128,11 +128,19 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
     }
     let filter = TableFilter::parse(&rules).map_err(usage)?;
     let chunk_size = parse_size(&a.chunk_size).map_err(usage)?;
-    if a.csv_separator.is_empty() {
-        return Err(usage("--csv-separator must not be empty"));
-    }
-    if a.csv_delimiter.len() > 1 {
-        return Err(usage("--csv-delimiter must be one character or empty"));
+    let csv = CsvDialect {
+        separator: a.csv_separator,
+        delimiter: a.csv_delimiter,
+        null_value: a.csv_null_value,
+        header: a.csv_header,
+        escape_backslash: a.csv_backslash_escape,
+        // The reader ends records at `\n` and `\r\n` alike.
+        line_terminator: "\n".into(),
+    };
+    if let Some(problem) = csv.read_problem() {
+        return Err(usage(format!(
+            "{problem}: set --csv-separator to a non-empty text and --csv-delimiter to one character or ''"
+        )));
     }
     Ok(LoadConfig {
         target,
@@ -167,13 +175,7 @@ fn build_config(a: LoadArgs) -> Result<LoadConfig, u8> {
         disable_binlog: a.disable_binlog,
         chunk_size,
         charset: a.character_set,
-        csv: CsvOptions {
-            separator: a.csv_separator,
-            delimiter: a.csv_delimiter,
-            null_value: a.csv_null_value,
-            header: a.csv_header,
-            backslash_escape: a.csv_backslash_escape,
-        },
+        csv,
         verify: !a.no_verify,
         retry: a.retry.policy(),
         sql_mode: a.sql_mode,

@@ -372,3 +372,80 @@ async fn type_matrix_through_s3() {
         assert_same(&db, TABLE).await;
     }
 }
+
+/// The CSV NULL marker: a ferry dump is read with the marker its manifest records — also an
+/// empty one, and whatever `--csv-null-value` says (that option describes files without a
+/// manifest); the same files without the manifest follow the option. An empty marker without a
+/// delimiter could not tell NULL from the empty string, so the dump refuses it.
+#[tokio::test]
+async fn csv_null_marker_comes_from_the_manifest_else_from_the_options() {
+    let db = unique_db("lnull");
+    let mut src = source().await;
+    exec(&mut src, &format!("CREATE DATABASE `{db}`")).await;
+    exec(
+        &mut src,
+        &format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a VARCHAR(8), n INT)"),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!(
+            "INSERT INTO `{db}`.t VALUES (1, NULL, NULL), (2, '', 0), (3, 'NULL', 3), (4, '\\\\N', NULL)"
+        ),
+    )
+    .await;
+    let expected: Vec<(i32, Option<String>, Option<i32>)> = vec![
+        (1, None, None),
+        (2, Some(String::new()), Some(0)),
+        (3, Some("NULL".into()), Some(3)),
+        (4, Some("\\N".into()), None),
+    ];
+    let rows = || async {
+        let mut tgt = target().await;
+        let got: Vec<(i32, Option<String>, Option<i32>)> = mysql_async::prelude::Queryable::query(
+            &mut tgt,
+            format!("SELECT id, a, n FROM `{db}`.t ORDER BY id"),
+        )
+        .await
+        .unwrap();
+        got
+    };
+    let dir = tempfile::tempdir().unwrap();
+    dump(
+        dir.path(),
+        &["-B", &db, "--filetype", "csv", "--csv-null-value", ""],
+    );
+    let data = std::fs::read_to_string(dir.path().join(format!("{db}.t.000000000.csv"))).unwrap();
+    assert_eq!(
+        data,
+        "\"id\",\"a\",\"n\"\n1,,\n2,\"\",0\n3,\"NULL\",3\n4,\"\\\\N\",\n"
+    );
+    drop_target_db(&db).await;
+    let s = load(dir.path(), &["--csv-null-value", "NULL"]);
+    assert_eq!(s["mismatches"], 0, "{s}");
+    assert_eq!(rows().await, expected, "ferry dump, --csv-null-value NULL");
+
+    // The same files as a foreign dump: the option decides.
+    let plain = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "ferry-manifest.json" && e.path().is_file() {
+            std::fs::copy(e.path(), plain.path().join(e.file_name())).unwrap();
+        }
+    }
+    drop_target_db(&db).await;
+    let s = load(plain.path(), &["--csv-null-value", ""]);
+    assert_eq!(s["rows"], 4, "{s}");
+    assert_eq!(rows().await, expected, "no manifest, --csv-null-value ''");
+    drop_target_db(&db).await;
+
+    let out = dump_command(&servers().source_url, dir.path().join("ambiguous"))
+        .args(["-B", &db, "--filetype", "csv"])
+        .args(["--csv-null-value", "", "--csv-delimiter", ""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--csv-null-value ''"), "{err}");
+    exec(&mut src, &format!("DROP DATABASE `{db}`")).await;
+}

@@ -4,7 +4,9 @@
 //!   and in ranges (across part boundaries), and a ranged read streams;
 //! - dump -> load through S3 (zstd, one object of several parts, loaded in many chunks through
 //!   ranged GETs) leaves the target equal to the source (CHECKSUM TABLE);
-//! - memory: a dump and a load of a table bigger than both bounds stay under 200 / 300 MB.
+//! - memory: a dump and a load of a table bigger than both bounds stay under 200 / 300 MB;
+//! - `--retry-for-secs`: an endpoint that goes away (through a proxy) mid-upload or mid-read
+//!   is given up on after that period.
 //!
 //! The server's request log says what went over the wire (part uploads, completions, status
 //! 206 for ranged GETs).
@@ -205,6 +207,112 @@ async fn a_load_from_s3_stays_under_its_memory_bound() {
     assert_eq!(summary["rows"], 170_500, "{summary}");
     assert_target_equals_source(&db).await;
     assert!(load_kb < 300 << 10, "load peak RSS {} MB", load_kb >> 10);
+    drop_target_db(&db).await;
+    exec(&mut source().await, &format!("DROP DATABASE `{db}`")).await;
+}
+
+/// Runs `cmd` (through an S3 proxy) until the S3 server has logged `seen` requests; then the
+/// endpoint goes away for good (connections cut, new ones refused). Returns the command's exit
+/// code, stderr, and the seconds it took to end after that.
+async fn run_until_s3_goes_away(
+    cmd: &mut std::process::Command,
+    proxy: harness::proxy::CutProxy,
+    seen: impl Fn() -> bool,
+) -> (Option<i32>, String, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    let t0 = std::time::Instant::now();
+    while !seen() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before the cut");
+        assert!(t0.elapsed().as_secs() < 120, "the S3 requests never came");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    proxy.cut_all();
+    drop(proxy);
+    let cut = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if cut.elapsed().as_secs() > 150 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    (code, stderr.join().unwrap(), cut.elapsed().as_secs())
+}
+
+/// `--retry-for-secs` bounds S3 retries as it bounds database ones: when the S3 endpoint goes
+/// away in the middle of a dump's multipart upload, or of a load's ranged reads, the part
+/// upload or read retries for that long and gives up (it used to keep at it for ten minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_retries_give_up_after_retry_for_secs() {
+    let s3 = s3();
+    let port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    // ~80 MB of SQL in one object: ten parts, uploaded (and read back) one after the other.
+    let db = random_source("s3gone", 40_000).await;
+    let name = format!("{db}.rnd.000000000.sql");
+    let retry = ["--retry-for-secs", "2"];
+
+    let prefix = format!("gone-{db}");
+    let proxy = harness::proxy::CutProxy::start(port).await;
+    let via_proxy = format!("http://127.0.0.1:{}", proxy.port);
+    let (code, stderr, secs) = run_until_s3_goes_away(
+        dump_command(&servers().source_url, s3.url(&prefix))
+            .args(["--s3-endpoint", &via_proxy, "-B", &db, "--threads", "1"])
+            .args(retry),
+        proxy,
+        || count(s3, &prefix, &name, "PUT", "partNumber=", 200) >= 1,
+    )
+    .await;
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "dump: exit {code:?}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("giving up") && stderr.contains("uploading part"),
+        "{stderr}"
+    );
+    assert!(secs < 90, "the dump gave up {secs} s after S3 went away");
+
+    let prefix = format!("back-{db}");
+    run_ok(dump_command(&servers().source_url, s3.url(&prefix)).args([
+        "--s3-endpoint",
+        s3.endpoint.as_str(),
+        "-B",
+        &db,
+    ]));
+    let proxy = harness::proxy::CutProxy::start(port).await;
+    let via_proxy = format!("http://127.0.0.1:{}", proxy.port);
+    let (code, stderr, secs) = run_until_s3_goes_away(
+        load_command(s3.url(&prefix))
+            .args(["--s3-endpoint", &via_proxy, "--threads", "1"])
+            .args(retry),
+        proxy,
+        || count(s3, &prefix, &name, "GET", "", 206) >= 1,
+    )
+    .await;
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "load: exit {code:?}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("giving up") && stderr.contains("reading s3://"),
+        "{stderr}"
+    );
+    assert!(secs < 90, "the load gave up {secs} s after S3 went away");
     drop_target_db(&db).await;
     exec(&mut source().await, &format!("DROP DATABASE `{db}`")).await;
 }

@@ -1,9 +1,10 @@
 //! The schema tracker: what ferry knows of each replicated table.
 //!
 //! For the target it describes each table once (columns, primary key, other unique keys,
-//! generated, fixed-length binary and unsigned columns) and hands out one shared [`Table`]
-//! per table, so that a rows event takes it without copying column lists. A DDL in the stream
-//! forgets every description.
+//! generated, fixed-length binary and unsigned columns, read by
+//! [`ferry_shared::introspect::describe_one`] as dump and load read tables) and hands out one
+//! shared [`Table`] per table, so that a rows event takes it without copying column lists. A
+//! DDL in the stream forgets every description.
 //!
 //! For binlogs without column names (`binlog_row_metadata=NO_LOG/MINIMAL`) it keeps each
 //! table's *source* columns: first the dump's (from its manifest), then after each DDL the
@@ -18,6 +19,7 @@
 
 use crate::apply::{self, TargetTable};
 use crate::error::{db_err, CatchupError};
+use ferry_shared::introspect;
 use ferry_shared::meta::MetaTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -66,12 +68,22 @@ async fn target_columns(
     db: &str,
     table: &str,
 ) -> Result<Vec<String>, CatchupError> {
-    tgt.exec(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        (db, table),
-    )
-    .await
-    .map_err(db_err("reading the target's columns"))
+    Ok(describe_target(tgt, db, table)
+        .await?
+        .map(|t| t.columns.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default())
+}
+
+/// The target's description of a table, read as every step reads it
+/// ([`introspect::describe_one`]); `None`: no such table.
+async fn describe_target(
+    tgt: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Option<introspect::Table>, CatchupError> {
+    introspect::describe_one(tgt, db, table)
+        .await
+        .map_err(db_err("reading the target's columns and keys"))
 }
 
 fn without(cols: Vec<String>, drop: &[String]) -> Vec<String> {
@@ -191,20 +203,13 @@ impl SchemaTracker {
                 return Ok(t.clone());
             }
         }
-        let described: Vec<(String, String, String, Option<u64>, String)> = tgt
-            .exec(
-                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE, CHARACTER_OCTET_LENGTH, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's columns"))?;
-        let target_cols: Vec<String> = described.iter().map(|(c, ..)| c.clone()).collect();
-        if target_cols.is_empty() {
+        let Some(described) = describe_target(tgt, &tm.db, &tm.table).await? else {
             return Err(CatchupError::Definite(format!(
                 "`{}`.`{}` changed on the source but does not exist on the target: load the dump first",
                 tm.db, tm.table
             )));
-        }
+        };
+        let target_cols: Vec<String> = described.columns.iter().map(|c| c.name.clone()).collect();
         let tracked = self
             .source_cols
             .get(&k)
@@ -221,18 +226,10 @@ impl SchemaTracker {
                 )))
             }
         };
-        let unique: Vec<(String, String)> = tgt
-            .exec(
-                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-                (&tm.db, &tm.table),
-            )
-            .await
-            .map_err(db_err("reading the target's keys"))?;
-        let pk: Vec<&String> = unique
-            .iter()
-            .filter(|(i, _)| i == "PRIMARY")
-            .map(|(_, c)| c)
-            .collect();
+        let pk: Vec<&str> = described
+            .primary_key()
+            .map(|k| k.columns.iter().map(|c| c.name.as_str()).collect())
+            .unwrap_or_default();
         let key: Vec<usize> = pk
             .iter()
             .filter_map(|p| columns.iter().position(|c| c.eq_ignore_ascii_case(p)))
@@ -242,21 +239,22 @@ impl SchemaTracker {
         } else {
             Vec::new()
         };
-        // VIRTUAL/STORED (MySQL) and PERSISTENT (MariaDB) generated columns.
-        let described_of = |c: &String| described.iter().find(|(n, ..)| n.eq_ignore_ascii_case(c));
+        let described_of = |c: &String| {
+            described
+                .columns
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(c))
+        };
         let generated = columns
             .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(_, extra, ..)| extra.to_ascii_uppercase().contains("GENERATED"))
-            })
+            .map(|c| described_of(c).is_some_and(|d| d.generated))
             .collect();
         let fixed_binary = columns
             .iter()
             .map(|c| match described_of(c) {
-                Some((_, _, ty, len, _)) => match ty.to_ascii_lowercase().as_str() {
+                Some(d) => match d.data_type.as_str() {
                     "inet6" | "uuid" => 16,
-                    "binary" => len.unwrap_or(0) as usize,
+                    "binary" => d.octet_length.unwrap_or(0) as usize,
                     _ => 0,
                 },
                 None => 0,
@@ -264,10 +262,7 @@ impl SchemaTracker {
             .collect();
         let unsigned = columns
             .iter()
-            .map(|c| {
-                described_of(c)
-                    .is_some_and(|(.., full)| full.to_ascii_lowercase().contains("unsigned"))
-            })
+            .map(|c| described_of(c).is_some_and(|d| d.unsigned))
             .collect();
         let target = TargetTable {
             qualified: ferry_shared::ident::qualified(&tm.db, &tm.table),
@@ -278,7 +273,7 @@ impl SchemaTracker {
             unsigned,
         };
         let t = Arc::new(Table {
-            serial: target.key.is_empty() || unique.iter().any(|(i, _)| i != "PRIMARY"),
+            serial: target.key.is_empty() || described.other_unique_keys().next().is_some(),
             name: target.qualified.as_str().into(),
             key_cols: if target.key.is_empty() {
                 "".into()

@@ -5,8 +5,8 @@
 //! [`crate::writer::ChunkWriter`], which asks [`RowEncoder::begin_file`]/[`RowEncoder::end_file`].
 
 use crate::schema::{TableInfo, ValueKind};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::ident::{escape_backslash, quote_ident};
-use ferry_shared::manifest::CsvDialect;
 
 /// Settings of the SQL format.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! [`LoadConfig`] from the command line; [`crate::run::run`] takes it.
 
 use ferry_shared::conn::ConnSpec;
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::filter::TableFilter;
 use ferry_shared::progress::Progress;
 use ferry_shared::storage::S3Options;
@@ -39,16 +40,6 @@ pub enum DefinerPolicy {
     Strip,
 }
 
-/// CSV dialect for dumps without a manifest.
-#[derive(Debug, Clone)]
-pub struct CsvOptions {
-    pub separator: String,
-    pub delimiter: String,
-    pub null_value: String,
-    pub header: bool,
-    pub backslash_escape: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub target: ConnSpec,
@@ -70,7 +61,9 @@ pub struct LoadConfig {
     pub chunk_size: u64,
     /// `auto`, `utf8mb4`, `gb18030`, `latin1`, `binary`.
     pub charset: String,
-    pub csv: CsvOptions,
+    /// CSV dialect of files without a manifest (`--csv-*`); a ferry dump's manifest gives its
+    /// own, which wins.
+    pub csv: CsvDialect,
     pub verify: bool,
     /// How long a chunk or the coordination keeps retrying a target that went away.
     pub retry: ferry_shared::failure::RetryPolicy,

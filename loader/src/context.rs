@@ -5,7 +5,8 @@
 use crate::config::LoadConfig;
 use crate::discover::{DataKind, TablePlan};
 use crate::error::LoadError;
-use crate::transcode::{self, CsvFormat, Method, TableShape};
+use crate::transcode::{self, Method, TableShape};
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::progress::Counters;
 use ferry_shared::storage::Storage;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 pub(crate) struct TableCtx {
     pub plan: TablePlan,
     pub shape: TableShape,
-    pub csv: Option<CsvFormat>,
+    pub csv: Option<CsvDialect>,
     /// Target column names (lower case) for checking CSV headers.
     pub target_columns: Vec<String>,
     /// The target table's AUTO_INCREMENT column, if it has one.

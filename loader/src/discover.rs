@@ -273,6 +273,12 @@ fn from_manifest(
         format: "ferry",
         ..Default::default()
     };
+    if let Some(problem) = m.output.csv.as_ref().and_then(|d| d.read_problem()) {
+        return Err(LoadError::Dump(format!(
+            "{}: {problem}: dump again with a --csv-delimiter of one character or ''",
+            storage.describe(MANIFEST_NAME)
+        )));
+    }
     let kind = if m.output.filetype == "csv" {
         DataKind::Csv
     } else {

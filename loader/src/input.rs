@@ -8,7 +8,7 @@
 
 use crate::error::LoadError;
 use bytes::{Bytes, BytesMut};
-use ferry_shared::failure::{Backoff, RetryPolicy};
+use ferry_shared::failure::Backoff;
 use ferry_shared::storage::{Storage, StorageError};
 use std::io::Read;
 use std::sync::Arc;
@@ -140,7 +140,7 @@ impl RemoteReader {
         rt.spawn(async move {
             let mut at = 0u64;
             let what = format!("reading {}", storage.describe(&name));
-            let mut backoff = Backoff::new(&RetryPolicy::default(), what, 0);
+            let mut backoff = Backoff::new(&storage.retry_policy(), what, 0);
             while at < size {
                 let len = S3_RANGE.min(size - at);
                 let (moved, result) = forward_range(&*storage, &name, at, len, &tx).await;

@@ -32,6 +32,6 @@ mod verify;
 mod views;
 mod worker;
 
-pub use config::{CsvOptions, DefinerPolicy, LoadConfig, MethodChoice, OnDuplicate, OnExisting};
+pub use config::{DefinerPolicy, LoadConfig, MethodChoice, OnDuplicate, OnExisting};
 pub use run::run;
 pub use summary::{LoadSummary, TableCheck};

@@ -15,7 +15,7 @@ use crate::verify;
 use crate::views;
 use crate::worker;
 use ferry_shared::conn::ServerInfo;
-use ferry_shared::storage::Storage;
+use ferry_shared::storage::{S3Options, Storage};
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +30,12 @@ fn default_task_id(storage: &Arc<dyn Storage>) -> String {
 
 pub async fn run(cfg: LoadConfig) -> Result<LoadSummary, LoadError> {
     let started = Instant::now();
-    let storage = ferry_shared::storage::open(&cfg.from, &cfg.s3).await?;
+    // Ranged reads retry as long as everything else (--retry-for-secs).
+    let s3 = S3Options {
+        retry: cfg.retry,
+        ..cfg.s3.clone()
+    };
+    let storage = ferry_shared::storage::open(&cfg.from, &s3).await?;
     let layout = discover::discover(&storage, &cfg.filter).await?;
     // A dump of databases without tables still creates them (catch-up may fill them).
     if layout.tables.is_empty() && layout.views.is_empty() && layout.databases.is_empty() {

@@ -3,11 +3,14 @@
 //! over a growing buffer. The splitter cuts chunks with it; the SQL reader and the schema files
 //! find statement ends with [`next_statement_end`].
 
+use ferry_shared::csv::CsvDialect;
+
 /// The row syntax the splitter tracks.
 #[derive(Debug, Clone)]
 pub enum Syntax {
     /// SQL statements; `backslash`: backslashes escape inside strings (no NO_BACKSLASH_ESCAPES).
     Sql { backslash: bool },
+    /// The part of a [`CsvDialect`] that decides where records end; built by [`Syntax::csv`].
     Csv {
         separator: Vec<u8>,
         /// Quote byte, if fields may be quoted.
@@ -15,6 +18,18 @@ pub enum Syntax {
         backslash_escape: bool,
         header: bool,
     },
+}
+
+impl Syntax {
+    /// The record syntax of files in dialect `d`.
+    pub fn csv(d: &CsvDialect) -> Self {
+        Syntax::Csv {
+            separator: d.separator.as_bytes().to_vec(),
+            delimiter: d.quote(),
+            backslash_escape: d.escape_backslash,
+            header: d.header,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,18 +5,10 @@ use crate::error::{from_driver, LoadError};
 use crate::scan::next_statement_end;
 use crate::sql::read_ident;
 use ferry_shared::ident::{qualified, quote_ident, quote_str};
+use ferry_shared::introspect::{self, Column};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::{HashMap, HashSet};
-
-/// A column of a target table.
-#[derive(Debug, Clone)]
-pub struct TargetColumn {
-    pub name: String,
-    pub data_type: String,
-    pub generated: bool,
-    pub auto_increment: bool,
-}
 
 /// The statements of a schema file, without leading comments and trailing `;`.
 pub fn statements(text: &[u8]) -> Vec<&[u8]> {
@@ -319,60 +311,19 @@ pub async fn table_has_rows(conn: &mut Conn, db: &str, name: &str) -> Result<boo
     Ok(r.is_some())
 }
 
-type ColumnRow = (String, String, String, String, String);
-
-fn target_column((_, _, name, data_type, extra): ColumnRow) -> TargetColumn {
-    let extra = extra.to_ascii_uppercase();
-    TargetColumn {
-        name,
-        data_type: data_type.to_ascii_lowercase(),
-        generated: extra.contains("GENERATED"),
-        auto_increment: extra.contains("AUTO_INCREMENT"),
-    }
-}
-
-const COLUMNS_QUERY: &str = "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA \
-     FROM information_schema.COLUMNS";
-
-pub async fn target_columns(
-    conn: &mut Conn,
-    db: &str,
-    name: &str,
-) -> Result<Vec<TargetColumn>, LoadError> {
-    let rows: Vec<ColumnRow> = conn
-        .exec(
-            format!(
-                "{COLUMNS_QUERY} WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
-            ),
-            (db, name),
-        )
-        .await
-        .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
-    Ok(rows.into_iter().map(target_column).collect())
-}
-
-/// The columns of every table in `schemas`, by `(db, table)`, in one query.
+/// The columns of `tables` on the target, by `(db, table)` (a table the target does not show
+/// has none), read as every step reads them ([`introspect::describe`]).
 pub async fn target_columns_of(
     conn: &mut Conn,
-    schemas: &[String],
-) -> Result<HashMap<(String, String), Vec<TargetColumn>>, LoadError> {
-    let mut out: HashMap<(String, String), Vec<TargetColumn>> = HashMap::new();
-    if schemas.is_empty() {
-        return Ok(out);
-    }
-    let rows: Vec<ColumnRow> = conn
-        .query(format!(
-            "{COLUMNS_QUERY} WHERE TABLE_SCHEMA IN ({}) \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
-            in_list(schemas)
-        ))
+    tables: &[(String, String)],
+) -> Result<HashMap<(String, String), Vec<Column>>, LoadError> {
+    let described = introspect::describe(conn, tables)
         .await
-        .map_err(|e| from_driver(e, "reading information_schema.COLUMNS"))?;
-    for row in rows {
-        let key = (row.0.clone(), row.1.clone());
-        out.entry(key).or_default().push(target_column(row));
-    }
-    Ok(out)
+        .map_err(|e| from_driver(e, "reading the target's columns (information_schema)"))?;
+    Ok(described
+        .into_iter()
+        .map(|t| ((t.db, t.name), t.columns))
+        .collect())
 }
 
 /// The columns a schema file defines, read back from a scratch copy created on the target
@@ -383,7 +334,7 @@ pub async fn schema_file_columns(
     scratch: &str,
     text: &[u8],
     file: &str,
-) -> Result<Vec<TargetColumn>, LoadError> {
+) -> Result<Vec<Column>, LoadError> {
     exec(
         conn,
         format!("DROP TABLE IF EXISTS {}", qualified(meta_db, scratch)).as_bytes(),
@@ -392,7 +343,14 @@ pub async fn schema_file_columns(
     .await?;
     exec(conn, b"SET SESSION foreign_key_checks = 0", file).await?;
     create_table(conn, meta_db, scratch, text, file).await?;
-    let cols = target_columns(conn, meta_db, scratch).await;
+    let cols = match introspect::describe_one(conn, meta_db, scratch).await {
+        Ok(Some(t)) => Ok(t.columns),
+        Ok(None) => Err(LoadError::Target(format!(
+            "{file}: the scratch copy {} of its table was created but the target does not show it in information_schema.COLUMNS",
+            qualified(meta_db, scratch)
+        ))),
+        Err(e) => Err(from_driver(e, "reading the target's columns (information_schema)")),
+    };
     exec(
         conn,
         format!("DROP TABLE IF EXISTS {}", qualified(meta_db, scratch)).as_bytes(),

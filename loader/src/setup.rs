@@ -21,9 +21,11 @@ use crate::context::{dump_identity, TableCtx};
 use crate::discover::{DataKind, DumpLayout, TablePlan};
 use crate::error::{from_driver, LoadError};
 use crate::input;
-use crate::schema::{self, TargetColumn};
-use crate::transcode::{CsvFormat, TableShape};
+use crate::schema;
+use crate::transcode::TableShape;
+use ferry_shared::csv::CsvDialect;
 use ferry_shared::ident::{qualified, quote_ident};
+use ferry_shared::introspect::Column;
 use ferry_shared::storage::Storage;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -129,7 +131,11 @@ pub(crate) async fn setup_tables(
     prepare_tables(cfg, storage, task, ctl, work).await?;
     checkpoint::register(ctl, task, &files, &table_rows).await?;
 
-    let mut columns = schema::target_columns_of(ctl, &schemas).await?;
+    let loading_names: Vec<(String, String)> = loading
+        .iter()
+        .map(|t| (t.db.clone(), t.name.clone()))
+        .collect();
+    let mut columns = schema::target_columns_of(ctl, &loading_names).await?;
     let mut out = Vec::with_capacity(loading.len());
     for t in loading {
         let target = columns
@@ -338,7 +344,7 @@ async fn table_ctx(
     storage: &Arc<dyn Storage>,
     layout: &DumpLayout,
     t: &TablePlan,
-    target: Vec<TargetColumn>,
+    target: Vec<Column>,
     ctl: &mut mysql_async::Conn,
 ) -> Result<TableCtx, LoadError> {
     let q = qualified(&t.db, &t.name);
@@ -380,7 +386,7 @@ async fn table_ctx(
         .files
         .iter()
         .any(|f| f.kind == DataKind::Csv)
-        .then(|| csv_format(cfg, layout));
+        .then(|| csv_dialect(cfg, layout));
     Ok(TableCtx {
         plan: t.clone(),
         shape: TableShape {
@@ -406,33 +412,12 @@ async fn table_ctx(
     })
 }
 
-fn csv_format(cfg: &LoadConfig, layout: &DumpLayout) -> CsvFormat {
-    let (sep, delim, null, header, esc) =
-        match layout.manifest.as_ref().and_then(|m| m.output.csv.as_ref()) {
-            Some(d) => (
-                d.separator.clone(),
-                d.delimiter.clone(),
-                d.null_value.clone(),
-                d.header,
-                d.escape_backslash,
-            ),
-            None => (
-                cfg.csv.separator.clone(),
-                cfg.csv.delimiter.clone(),
-                cfg.csv.null_value.clone(),
-                cfg.csv.header,
-                cfg.csv.backslash_escape,
-            ),
-        };
-    CsvFormat {
-        separator: sep.into_bytes(),
-        delimiter: delim.bytes().next(),
-        backslash_escape: esc,
-        null_values: if null.is_empty() && !cfg.csv.null_value.is_empty() {
-            Vec::new()
-        } else {
-            vec![null.into_bytes()]
-        },
-        header,
+/// The dialect of a table's CSV files: a ferry dump's manifest records the one its files were
+/// written in, and that wins (also its NULL marker, empty or not); the `--csv-*` options describe
+/// files without a manifest.
+fn csv_dialect(cfg: &LoadConfig, layout: &DumpLayout) -> CsvDialect {
+    match layout.manifest.as_ref().and_then(|m| m.output.csv.as_ref()) {
+        Some(d) => d.clone(),
+        None => cfg.csv.clone(),
     }
 }

@@ -6,6 +6,7 @@
 //! it as they are — their escapes mean the same there — so an SQL dump is mostly memcpy.
 
 use crate::sql::{self, ParseError, Statement, Value};
+use ferry_shared::csv::CsvDialect;
 use std::borrow::Cow;
 
 /// What to do with one chunk's rows.
@@ -432,17 +433,6 @@ fn count_tuples(stmt: &[u8], values_at: usize) -> u64 {
     n
 }
 
-/// The CSV dialect of a file.
-#[derive(Debug, Clone)]
-pub struct CsvFormat {
-    pub separator: Vec<u8>,
-    pub delimiter: Option<u8>,
-    pub backslash_escape: bool,
-    /// Unquoted field texts read as NULL (e.g. `\N`); empty: no NULLs.
-    pub null_values: Vec<Vec<u8>>,
-    pub header: bool,
-}
-
 fn unescape_csv(b: u8) -> u8 {
     match b {
         b'0' => 0,
@@ -459,9 +449,12 @@ fn unescape_csv(b: u8) -> u8 {
 /// record's start offset.
 pub fn for_each_csv_record(
     data: &[u8],
-    f: &CsvFormat,
+    f: &CsvDialect,
     mut row: impl FnMut(&[Option<Cow<'_, [u8]>>], usize) -> Result<(), ChunkError>,
 ) -> Result<(), ChunkError> {
+    let separator = f.separator.as_bytes();
+    let quote = f.quote();
+    let null = f.null_value.as_bytes();
     let mut fields: Vec<Option<Cow<'_, [u8]>>> = Vec::new();
     let mut i = 0usize;
     let n = data.len();
@@ -479,13 +472,13 @@ pub fn for_each_csv_record(
         fields.clear();
         loop {
             // One field at i.
-            if f.delimiter.is_some() && data.get(i) == f.delimiter.as_ref() {
+            if quote.is_some() && data.get(i) == quote.as_ref() {
                 let q = data[i];
                 let open = i;
                 i += 1;
                 let mut val: Vec<u8> = Vec::new();
                 loop {
-                    let found = if f.backslash_escape {
+                    let found = if f.escape_backslash {
                         memchr::memchr2(q, b'\\', &data[i..])
                     } else {
                         memchr::memchr(q, &data[i..])
@@ -515,10 +508,10 @@ pub fn for_each_csv_record(
                 let mut owned: Option<Vec<u8>> = None;
                 while i < n {
                     let c = data[i];
-                    if c == b'\n' || data[i..].starts_with(&f.separator) {
+                    if c == b'\n' || data[i..].starts_with(separator) {
                         break;
                     }
-                    if f.backslash_escape && c == b'\\' && i + 1 < n {
+                    if f.escape_backslash && c == b'\\' && i + 1 < n {
                         let o = owned.get_or_insert_with(|| data[start..i].to_vec());
                         let e = data[i + 1];
                         o.push(if e == b'N' { b'N' } else { unescape_csv(e) });
@@ -538,7 +531,7 @@ pub fn for_each_csv_record(
                         o.pop();
                     }
                 }
-                if f.null_values.iter().any(|nv| nv.as_slice() == raw) {
+                if raw == null {
                     fields.push(None);
                 } else {
                     fields.push(Some(match owned {
@@ -551,8 +544,8 @@ pub fn for_each_csv_record(
             if i >= n {
                 break;
             }
-            if data[i..].starts_with(&f.separator) {
-                i += f.separator.len();
+            if data[i..].starts_with(separator) {
+                i += separator.len();
                 continue;
             }
             if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
@@ -577,7 +570,7 @@ pub fn for_each_csv_record(
 }
 
 /// Splits a CSV header line into column names.
-pub fn csv_header(line: &[u8], f: &CsvFormat) -> Result<Vec<String>, ChunkError> {
+pub fn csv_header(line: &[u8], f: &CsvDialect) -> Result<Vec<String>, ChunkError> {
     let mut names = Vec::new();
     for_each_csv_record(line, f, |fields, _| {
         for fl in fields {
@@ -592,7 +585,7 @@ pub fn csv_header(line: &[u8], f: &CsvFormat) -> Result<Vec<String>, ChunkError>
 /// Transcodes a chunk of a CSV file.
 pub fn csv_chunk(
     data: &[u8],
-    f: &CsvFormat,
+    f: &CsvDialect,
     columns: &[String],
     shape: &TableShape,
     opts: &TranscodeOptions,
@@ -790,12 +783,13 @@ mod tests {
 
     #[test]
     fn csv_dialects() {
-        let f = CsvFormat {
-            separator: b",".to_vec(),
-            delimiter: Some(b'"'),
-            backslash_escape: true,
-            null_values: vec![b"\\N".to_vec()],
+        let f = CsvDialect {
+            separator: ",".into(),
+            delimiter: "\"".into(),
+            escape_backslash: true,
+            null_value: "\\N".into(),
             header: false,
+            line_terminator: "\n".into(),
         };
         let data = b"1,\"a\"\"b\"\r\n\\N,\"x\\\\y\nz\"\n\n2,plain\\,comma\r\n";
         let mut got = Vec::new();
@@ -827,27 +821,29 @@ mod tests {
         assert!(e.message.contains("3 fields"));
         let e = for_each_csv_record(b"1,\"abc", &f, |_, _| Ok(())).unwrap_err();
         assert_eq!(e.offset, 2);
+
+        // An empty NULL marker: an unquoted empty field is NULL, a quoted one the empty string.
+        let empty_null = CsvDialect {
+            null_value: String::new(),
+            ..f
+        };
+        let mut got = Vec::new();
+        for_each_csv_record(b"1,,\"\"\n", &empty_null, |fields, _| {
+            got.extend(fields.iter().map(|x| x.as_ref().map(|c| c.to_vec())));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![Some(b"1".to_vec()), None, Some(Vec::new())]);
     }
 }
 
 /// The dialect and columns of a mydumper `.dat` file, from its `LOAD DATA` control statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadDataSpec {
-    pub format: CsvFormat,
+    pub format: CsvDialect,
     pub columns: Option<Vec<String>>,
     pub charset: Option<String>,
 }
-
-impl PartialEq for CsvFormat {
-    fn eq(&self, o: &Self) -> bool {
-        self.separator == o.separator
-            && self.delimiter == o.delimiter
-            && self.backslash_escape == o.backslash_escape
-            && self.null_values == o.null_values
-            && self.header == o.header
-    }
-}
-impl Eq for CsvFormat {}
 
 /// Parses `LOAD DATA [LOCAL] INFILE '...' ... INTO TABLE t [CHARACTER SET cs] [FIELDS ...]
 /// [LINES ...] [IGNORE n LINES] [(cols)]` from a control file's text.
@@ -891,9 +887,12 @@ pub fn parse_load_data(text: &[u8]) -> Result<LoadDataSpec, String> {
         ),
         None => (b"\t".to_vec(), Vec::new(), b"\\".to_vec()),
     };
+    let mut terminator = "\n";
     if let Some(l) = lines_at {
         let term = quoted_after(b"TERMINATED BY", l, n).unwrap_or_else(|| b"\n".to_vec());
-        if term != b"\n" && term != b"\r\n" {
+        if term == b"\r\n" {
+            terminator = "\r\n";
+        } else if term != b"\n" {
             return Err("LINES TERMINATED BY other than \\n or \\r\\n is not supported".into());
         }
         if quoted_after(b"STARTING BY", l, n).is_some_and(|s| !s.is_empty()) {
@@ -941,16 +940,14 @@ pub fn parse_load_data(text: &[u8]) -> Result<LoadDataSpec, String> {
         None => None,
     };
     Ok(LoadDataSpec {
-        format: CsvFormat {
-            separator: sep,
-            delimiter: encl.first().copied(),
-            backslash_escape: !esc.is_empty(),
-            null_values: if esc.is_empty() {
-                vec![b"NULL".to_vec()]
-            } else {
-                vec![b"\\N".to_vec()]
-            },
+        format: CsvDialect {
+            separator: String::from_utf8(sep).map_err(|_| "FIELDS TERMINATED BY is not UTF-8")?,
+            delimiter: String::from_utf8(encl).map_err(|_| "ENCLOSED BY is not UTF-8")?,
+            // SELECT ... INTO OUTFILE writes NULL as `\N`, or as `NULL` without an escape.
+            null_value: if esc.is_empty() { "NULL" } else { "\\N" }.into(),
             header: find(b"IGNORE 1 LINES", start).is_some(),
+            escape_backslash: !esc.is_empty(),
+            line_terminator: terminator.into(),
         },
         columns,
         charset,
@@ -966,9 +963,9 @@ mod load_data_tests {
     fn mydumper_control_statement() {
         let s = b"/*!40101 SET NAMES binary*/;\nLOAD DATA LOCAL INFILE 'db.t.00000.dat' REPLACE INTO TABLE `t` CHARACTER SET binary FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (`id`,`k`,`c`);\n";
         let spec = parse_load_data(s).unwrap();
-        assert_eq!(spec.format.separator, b",");
-        assert_eq!(spec.format.delimiter, Some(b'"'));
-        assert!(spec.format.backslash_escape);
+        assert_eq!(spec.format.separator, ",");
+        assert_eq!(spec.format.quote(), Some(b'"'));
+        assert!(spec.format.escape_backslash);
         assert_eq!(spec.columns.unwrap(), vec!["id", "k", "c"]);
         assert_eq!(spec.charset.as_deref(), Some("binary"));
         assert!(

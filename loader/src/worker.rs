@@ -224,20 +224,10 @@ async fn read_file(
     }
     let syntax = match (kind, &run.tables[state.table].csv) {
         (DataKind::Dat, _) => match state.dat.get() {
-            Some(spec) => Syntax::Csv {
-                separator: spec.format.separator.clone(),
-                delimiter: spec.format.delimiter,
-                backslash_escape: spec.format.backslash_escape,
-                header: spec.format.header,
-            },
+            Some(spec) => Syntax::csv(&spec.format),
             None => return Err(LoadError::Internal("control file not read".into())),
         },
-        (DataKind::Csv, Some(f)) => Syntax::Csv {
-            separator: f.separator.clone(),
-            delimiter: f.delimiter,
-            backslash_escape: f.backslash_escape,
-            header: f.header,
-        },
+        (DataKind::Csv, Some(f)) => Syntax::csv(f),
         _ => Syntax::Sql {
             backslash: run.sql_backslash,
         },

@@ -12,7 +12,8 @@
 //!   with its columns in index order; a prefix column (`SUB_PART`) is kept, so callers can
 //!   refuse prefix keys where a whole value is needed.
 //! - Names compare as the server returns them; whatever the number of tables, [`describe`]
-//!   sends three queries (columns, keys, sizes), filtered by schema.
+//!   sends three queries (columns, keys, sizes), filtered by schema; [`describe_one`] sends the
+//!   same three filtered by the table's name.
 
 use crate::ident::quote_str;
 use mysql_async::prelude::Queryable;
@@ -119,19 +120,45 @@ pub async fn describe(
         .map(|d| quote_str(d))
         .collect::<Vec<_>>()
         .join(",");
+    read(conn, tables, &format!("TABLE_SCHEMA IN ({in_list})")).await
+}
+
+/// One table, or `None` when the server does not show it. The queries name the table, so the
+/// server reads no other table's metadata.
+pub async fn describe_one(
+    conn: &mut Conn,
+    db: &str,
+    name: &str,
+) -> Result<Option<Table>, mysql_async::Error> {
+    let filter = format!(
+        "TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+        quote_str(db),
+        quote_str(name)
+    );
+    let mut found = read(conn, &[(db.to_string(), name.to_string())], &filter).await?;
+    Ok(found.pop())
+}
+
+/// The three queries, each restricted by `filter` (a condition on `TABLE_SCHEMA` and
+/// `TABLE_NAME`); `tables` picks the tables out of what they return.
+async fn read(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+    filter: &str,
+) -> Result<Vec<Table>, mysql_async::Error> {
     let columns: Vec<ColumnRow> = conn
         .query(format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, \
              IS_NULLABLE, CONCAT(EXTRA, IF(IFNULL(GENERATION_EXPRESSION, '') = '', '', \
              ' GENERATED')), CHARACTER_SET_NAME, COLLATION_NAME, CHARACTER_OCTET_LENGTH \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_list}) \
+             FROM information_schema.COLUMNS WHERE {filter} \
              ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
         ))
         .await?;
     let keys: Vec<KeyRow> = conn
         .query(format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NON_UNIQUE, SUB_PART \
-             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_list}) \
+             FROM information_schema.STATISTICS WHERE {filter} \
              ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, \
              SEQ_IN_INDEX"
         ))
@@ -139,20 +166,10 @@ pub async fn describe(
     let sizes: Vec<SizeRow> = conn
         .query(format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH \
-             FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({in_list})"
+             FROM information_schema.TABLES WHERE {filter}"
         ))
         .await?;
     Ok(assemble(tables, columns, keys, sizes))
-}
-
-/// One table, or `None` when the server does not show it.
-pub async fn describe_one(
-    conn: &mut Conn,
-    db: &str,
-    name: &str,
-) -> Result<Option<Table>, mysql_async::Error> {
-    let mut found = describe(conn, &[(db.to_string(), name.to_string())]).await?;
-    Ok(found.pop())
 }
 
 type Key = (String, String);

@@ -1,9 +1,10 @@
-//! Pieces shared by ferry's steps: positions, storage, manifest, table filters, connections,
-//! checksums and the progress counters the steps fill (the binary draws them).
+//! Pieces shared by ferry's steps: positions, storage, manifest, CSV dialect, table filters,
+//! connections, checksums and the progress counters the steps fill (the binary draws them).
 
 pub mod checksum;
 pub mod conformance;
 pub mod conn;
+pub mod csv;
 pub mod failure;
 pub mod filter;
 pub mod ident;

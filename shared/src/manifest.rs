@@ -4,6 +4,7 @@
 //! any version up to [`MANIFEST_VERSION`] and refuse newer ones with a clear message.
 
 use crate::conn::ServerInfo;
+use crate::csv::CsvDialect;
 use crate::location::Location;
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,8 @@ pub struct OutputFormat {
     pub filetype: String,
     /// `none`, `zstd` or `gzip`.
     pub compression: String,
+    /// The CSV dialect the data files were written in (`filetype` `csv`); the loader reads
+    /// them with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<CsvDialect>,
     /// Character set of the data bytes (`binary`: the bytes as stored).
@@ -79,18 +82,6 @@ fn yes() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
-}
-
-/// The CSV dialect a dump was written in; the loader reads it back with the same.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsvDialect {
-    pub separator: String,
-    pub delimiter: String,
-    pub null_value: String,
-    pub header: bool,
-    pub escape_backslash: bool,
-    pub line_terminator: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +267,27 @@ mod tests {
         assert_eq!(again, m);
         let (lo, hi) = m.location_bounds().unwrap();
         assert_eq!(lo, hi);
+    }
+
+    /// The CSV dialect of a version-1 CSV dump, as ferry 0.1 wrote it.
+    #[test]
+    fn pinned_v1_csv_dialect_parses_and_roundtrips() {
+        let csv = V1.replace(
+            r#""output": {"filetype": "sql","#,
+            r#""output": {"filetype": "csv", "csv": {"separator": ",", "delimiter": "\"", "null_value": "\\N", "header": true, "escape_backslash": true, "line_terminator": "\n"},"#,
+        );
+        let m = Manifest::from_json("test", csv.as_bytes()).unwrap();
+        let d = m.output.csv.clone().unwrap();
+        assert_eq!(
+            (
+                d.separator.as_str(),
+                d.delimiter.as_str(),
+                d.null_value.as_str()
+            ),
+            (",", "\"", "\\N")
+        );
+        assert!(d.header && d.escape_backslash && d.line_terminator == "\n");
+        assert_eq!(Manifest::from_json("test", &m.to_json()).unwrap(), m);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct S3Options {
     /// Part buffers (filling or uploading) that may exist at once over all writers; default 8.
     /// Writers wait for a free one, so writer memory stays under this many parts.
     pub max_buffered_parts: Option<usize>,
+    /// How long a part upload or a ranged read keeps retrying transient failures; dump and
+    /// load set it from their own policy (`--retry-for-secs`).
+    pub retry: RetryPolicy,
 }
 
 #[async_trait]
@@ -97,6 +100,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The object's path when it is a local file (readers then stream it directly).
     fn local_path(&self, _name: &str) -> Option<PathBuf> {
         None
+    }
+    /// How long callers that resume a read (ranged reads) keep retrying transient failures.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
     }
     /// Objects whose name starts with `prefix`, sorted by name.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
@@ -427,6 +434,7 @@ pub struct S3Storage {
     part_size: usize,
     /// One permit per part buffer that may exist (see the module doc).
     part_slots: Arc<tokio::sync::Semaphore>,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -466,6 +474,7 @@ impl S3Storage {
             part_slots: Arc::new(tokio::sync::Semaphore::new(
                 opts.max_buffered_parts.unwrap_or(8).max(1),
             )),
+            retry: opts.retry,
         }
     }
 
@@ -540,6 +549,10 @@ impl S3Storage {
 impl Storage for S3Storage {
     fn describe(&self, name: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(name))
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
@@ -763,7 +776,7 @@ impl S3Writer {
                 storage.describe(&name)
             );
             retry_with_backoff(
-                &RetryPolicy::default(),
+                &storage.retry,
                 &what,
                 || 0,
                 |_| async {
