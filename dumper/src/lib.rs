@@ -165,6 +165,14 @@ struct ChunkDone {
     checksum: Option<ChunkChecksum>,
 }
 
+/// A marker object: a batch of chunks, or (written by earlier versions) a single chunk.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MarkerObject {
+    Batch(Vec<ChunkDone>),
+    One(ChunkDone),
+}
+
 fn done_name(table: usize, chunk: u32) -> String {
     format!("{DONE_PREFIX}{table:06}.{chunk:09}.json")
 }
@@ -491,13 +499,19 @@ async fn read_markers(
 ) -> Result<(), DumpError> {
     for obj in storage.list(DONE_PREFIX).await? {
         let data = storage.read(&obj.name).await?;
-        let marker: ChunkDone = serde_json::from_slice(&data).map_err(|e| {
+        let markers: MarkerObject = serde_json::from_slice(&data).map_err(|e| {
             DumpError::Definite(format!(
-                "{}: corrupt chunk marker ({e}); delete it to redo that chunk",
+                "{}: corrupt chunk marker ({e}); delete it to redo its chunks",
                 storage.describe(&obj.name)
             ))
         })?;
-        done.insert((marker.table, marker.chunk), marker);
+        let markers = match markers {
+            MarkerObject::Batch(list) => list,
+            MarkerObject::One(marker) => vec![marker],
+        };
+        for marker in markers {
+            done.insert((marker.table, marker.chunk), marker);
+        }
     }
     Ok(())
 }
@@ -645,8 +659,8 @@ async fn make_plan(
     })
 }
 
-/// Schema files written at once by one planner: each put ends with an fsync, and a few
-/// dozen at a time cost little more than one (the filesystem commits them together).
+/// Schema files written together by one planner: a batch costs about one fsync (the
+/// filesystem commits them together).
 const CONCURRENT_SCHEMA_PUTS: usize = 32;
 
 /// Writes the schema files of the tables it takes from `queue` and plans their chunks.
@@ -695,18 +709,16 @@ async fn plan_tables_from(
     }
 }
 
-/// Writes `files` (name, text) at once and empties the list.
+/// Writes `files` (name, text) together and empties the list.
 async fn put_all(
     storage: &dyn Storage,
     files: &mut Vec<(String, String)>,
 ) -> Result<(), DumpError> {
-    let puts = files
+    let objects = files
         .drain(..)
-        .map(|(name, text)| async move { storage.put(&name, Bytes::from(text)).await });
-    for r in futures::future::join_all(puts).await {
-        r?;
-    }
-    Ok(())
+        .map(|(name, text)| (name, Bytes::from(text)))
+        .collect();
+    Ok(storage.put_many(objects).await?)
 }
 
 struct WorkerCtx {
@@ -737,10 +749,38 @@ async fn worker_loop(
         .query_drop("SET SESSION time_zone = '+00:00'", "SET time_zone")
         .await?;
     let mut pending = VecDeque::new();
-    loop {
-        if ctx.abort.load(Ordering::Relaxed) {
-            return Ok(());
-        }
+    let mut batch = MarkerBatch::default();
+    let result = read_queue(id, &ctx, &mut w, &mut pending, &mut batch).await;
+    if result.is_err() {
+        ctx.abort.store(true, Ordering::Relaxed);
+    }
+    // Finish the chunks already read and write their markers whatever happened, so the run
+    // knows them before it decides what to read again.
+    let mut finished = Ok(());
+    while let Some((tail, _)) = pending.pop_front() {
+        let r = await_tail(&ctx, Some(tail), &mut batch).await;
+        finished = finished.and(r);
+    }
+    let written = batch.write(&ctx).await;
+    result.and(finished).and(written)?;
+    // Release the snapshot.
+    let _ = w.conn.query_drop("COMMIT", "COMMIT").await;
+    w.conn.close().await;
+    Ok(())
+}
+
+/// Chunk tails still running, each with the bytes it may hold.
+type PendingTails = VecDeque<(ChunkTail, u64)>;
+
+/// Reads chunks from the shared queue until it is empty, the run is aborted or a chunk fails.
+async fn read_queue(
+    id: usize,
+    ctx: &WorkerCtx,
+    w: &mut SnapshotWorker,
+    pending: &mut PendingTails,
+    batch: &mut MarkerBatch,
+) -> Result<(), DumpError> {
+    while !ctx.abort.load(Ordering::Relaxed) {
         let next = ctx.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((ti, chunk)) = next else { break };
         let table = &ctx.plan.tables[ti];
@@ -750,32 +790,14 @@ async fn worker_loop(
             table = %table.info.display(),
             chunk = chunk.index
         );
-        let tail = match dump_chunk(&ctx, &mut w, ti, &chunk).instrument(span).await {
-            Ok(tail) => tail,
-            Err(e) => {
-                ctx.abort.store(true, Ordering::Relaxed);
-                // Finish the chunks already read, so their markers are written before the
-                // run decides what to read again.
-                while let Some((tail, _)) = pending.pop_front() {
-                    let _ = await_tail(&ctx, Some(tail)).await;
-                }
-                return Err(e);
-            }
-        };
-        pending.push_back(tail);
+        pending.push_back(dump_chunk(ctx, w, ti, &chunk).instrument(span).await?);
         while pending.len() > MAX_PENDING_TAILS
             || pending.len() > MIN_PENDING_TAILS
                 && pending.iter().map(|(_, b)| b).sum::<u64>() > PENDING_TAIL_BYTES
         {
-            await_tail(&ctx, pending.pop_front().map(|(t, _)| t)).await?;
+            await_tail(ctx, pending.pop_front().map(|(t, _)| t), batch).await?;
         }
     }
-    while let Some((tail, _)) = pending.pop_front() {
-        await_tail(&ctx, Some(tail)).await?;
-    }
-    // Release the snapshot.
-    let _ = w.conn.query_drop("COMMIT", "COMMIT").await;
-    w.conn.close().await;
     Ok(())
 }
 
@@ -814,7 +836,11 @@ const TAIL_BUFFER_BYTES: u64 = 1 << 20;
 /// A chunk's tail: its marker, once written.
 type ChunkTail = tokio::task::JoinHandle<Result<ChunkDone, DumpError>>;
 
-async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), DumpError> {
+async fn await_tail(
+    ctx: &WorkerCtx,
+    tail: Option<ChunkTail>,
+    batch: &mut MarkerBatch,
+) -> Result<(), DumpError> {
     let Some(tail) = tail else { return Ok(()) };
     let r = tail.await.unwrap_or_else(|e| {
         Err(DumpError::Definite(format!(
@@ -823,16 +849,67 @@ async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), Dump
     });
     match r {
         Ok(marker) => {
-            ctx.finished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(marker);
+            batch.push(marker);
+            if batch.due() {
+                batch.write(ctx).await?;
+            }
             Ok(())
         }
         Err(e) => {
             ctx.abort.store(true, Ordering::Relaxed);
             Err(e)
         }
+    }
+}
+
+/// Chunks of one worker whose files are complete and durable but whose completion marker is
+/// not written yet. One marker object records a batch of chunks: many small chunks (many small
+/// tables) then cost one marker (create, fsync, rename, and a delete at the end) instead of one
+/// each, while a big chunk still gets its marker as soon as it is done. A chunk whose marker is
+/// lost to a crash is read again on resume; a marker never names a chunk whose files are not
+/// durable, because its chunks' tails have finished their files before they reach the batch.
+#[derive(Default)]
+struct MarkerBatch {
+    chunks: Vec<ChunkDone>,
+    raw_bytes: u64,
+    since: Option<Instant>,
+}
+
+/// A batch is written once it holds this many chunks ...
+const MARKER_BATCH_CHUNKS: usize = 64;
+/// ... or this many bytes of rows (at most this much is read again after a crash) ...
+const MARKER_BATCH_BYTES: u64 = 32 << 20;
+/// ... or its oldest chunk has waited this long.
+const MARKER_BATCH_AGE: Duration = Duration::from_secs(1);
+
+impl MarkerBatch {
+    fn push(&mut self, marker: ChunkDone) {
+        self.since.get_or_insert_with(Instant::now);
+        self.raw_bytes += marker.raw_bytes;
+        self.chunks.push(marker);
+    }
+
+    fn due(&self) -> bool {
+        self.chunks.len() >= MARKER_BATCH_CHUNKS
+            || self.raw_bytes >= MARKER_BATCH_BYTES
+            || self.since.is_some_and(|t| t.elapsed() >= MARKER_BATCH_AGE)
+    }
+
+    /// Writes the batch's marker (named after its first chunk, which no other marker can
+    /// hold) and hands its chunks to the run.
+    async fn write(&mut self, ctx: &WorkerCtx) -> Result<(), DumpError> {
+        let Some(first) = self.chunks.first() else {
+            return Ok(());
+        };
+        let name = done_name(first.table, first.chunk);
+        ctx.storage.put(&name, json(&self.chunks)).await?;
+        let chunks = std::mem::take(&mut self.chunks);
+        *self = MarkerBatch::default();
+        ctx.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(chunks);
+        Ok(())
     }
 }
 
@@ -993,7 +1070,6 @@ async fn dump_chunk(
     } else {
         None
     };
-    let storage = ctx.storage.clone();
     let counters = ctx.counters.clone();
     let table_bars = ctx.table_bars.clone();
     let mut marker = ChunkDone {
@@ -1016,9 +1092,6 @@ async fn dump_chunk(
             .fetch_add(files.len() as u64, Ordering::Relaxed);
         marker.files = files;
         marker.raw_bytes = raw_bytes;
-        storage
-            .put(&done_name(marker.table, marker.chunk), json(&marker))
-            .await?;
         counters.chunks_done.fetch_add(1, Ordering::Relaxed);
         table_bars.unit_done(marker.table);
         Ok(marker)
