@@ -329,9 +329,8 @@ async fn resume_after_kill_9_completes_without_duplicates() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let done_dir = dir.path().join(".ferry-dump/done");
     for _ in 0..600 {
-        let n = std::fs::read_dir(&done_dir).map(|d| d.count()).unwrap_or(0);
+        let n = chunks_marked(dir.path());
         if n >= 20 {
             killed_with_done = n;
             break;

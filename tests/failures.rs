@@ -451,9 +451,8 @@ async fn dump_some_chunks(url: &str, db: &str, to: &Path) -> std::process::Child
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn dump");
-    let done = to.join(".ferry-dump/done");
     let started = std::time::Instant::now();
-    while std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0) < 3 {
+    while chunks_marked(to) < 3 {
         assert!(
             dump.try_wait().expect("wait").is_none(),
             "the dump finished too soon; give it more rows"

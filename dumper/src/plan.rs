@@ -196,8 +196,8 @@ async fn make_plan(
     })
 }
 
-/// Schema files written at once by one planner: each put ends with an fsync, and a few
-/// dozen at a time cost little more than one (the filesystem commits them together).
+/// Schema files written together by one planner: a batch costs about one fsync (the
+/// filesystem commits them together).
 const CONCURRENT_SCHEMA_PUTS: usize = 32;
 
 /// Writes the schema files of the tables it takes from `queue` and plans their chunks.
@@ -246,16 +246,14 @@ async fn plan_tables_from(
     }
 }
 
-/// Writes `files` (name, text) at once and empties the list.
+/// Writes `files` (name, text) together and empties the list.
 async fn put_all(
     storage: &dyn Storage,
     files: &mut Vec<(String, String)>,
 ) -> Result<(), DumpError> {
-    let puts = files
+    let objects = files
         .drain(..)
-        .map(|(name, text)| async move { storage.put(&name, Bytes::from(text)).await });
-    for r in futures::future::join_all(puts).await {
-        r?;
-    }
-    Ok(())
+        .map(|(name, text)| (name, Bytes::from(text)))
+        .collect();
+    Ok(storage.put_many(objects).await?)
 }

@@ -10,8 +10,8 @@ use crate::consistency::{self, SnapshotWorker};
 use crate::dataconn::{self, DataConn};
 use crate::encode::{CsvEncoder, RowEncoder, SqlEncoder};
 use crate::error::DumpError;
-use crate::markers::{done_name, read_markers, unfinished, ChunkDone};
-use crate::plan::{json, DumpPlan};
+use crate::markers::{read_markers, unfinished, ChunkDone, MarkerBatch};
+use crate::plan::DumpPlan;
 use crate::schema::TableInfo;
 use crate::writer::ChunkWriter;
 use ferry_shared::checksum;
@@ -128,7 +128,7 @@ pub(crate) struct WorkerCtx {
     pub(crate) strategy: String,
     /// An earlier run may have left files of unfinished chunks behind.
     pub(crate) resuming: bool,
-    /// Markers written by this run's chunk tails.
+    /// Chunks whose markers this run wrote.
     pub(crate) finished: Mutex<Vec<ChunkDone>>,
 }
 
@@ -144,10 +144,38 @@ async fn worker_loop(
         .query_drop("SET SESSION time_zone = '+00:00'", "SET time_zone")
         .await?;
     let mut pending = VecDeque::new();
-    loop {
-        if ctx.abort.load(Ordering::Relaxed) {
-            return Ok(());
-        }
+    let mut batch = MarkerBatch::default();
+    let result = read_queue(id, &ctx, &mut w, &mut pending, &mut batch).await;
+    if result.is_err() {
+        ctx.abort.store(true, Ordering::Relaxed);
+    }
+    // Finish the chunks already read and write their markers whatever happened, so the run
+    // knows them before it decides what to read again.
+    let mut finished = Ok(());
+    while let Some((tail, _)) = pending.pop_front() {
+        let r = await_tail(&ctx, Some(tail), &mut batch).await;
+        finished = finished.and(r);
+    }
+    let written = batch.write(&*ctx.storage, &ctx.finished).await;
+    result.and(finished).and(written)?;
+    // Release the snapshot.
+    let _ = w.conn.query_drop("COMMIT", "COMMIT").await;
+    w.conn.close().await;
+    Ok(())
+}
+
+/// Chunk tails still running, each with the bytes it may hold.
+type PendingTails = VecDeque<(ChunkTail, u64)>;
+
+/// Reads chunks from the shared queue until it is empty, the run is aborted or a chunk fails.
+async fn read_queue(
+    id: usize,
+    ctx: &WorkerCtx,
+    w: &mut SnapshotWorker,
+    pending: &mut PendingTails,
+    batch: &mut MarkerBatch,
+) -> Result<(), DumpError> {
+    while !ctx.abort.load(Ordering::Relaxed) {
         let next = ctx.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((ti, chunk)) = next else { break };
         let table = &ctx.plan.tables[ti];
@@ -157,32 +185,14 @@ async fn worker_loop(
             table = %table.info.display(),
             chunk = chunk.index
         );
-        let tail = match dump_chunk(&ctx, &mut w, ti, &chunk).instrument(span).await {
-            Ok(tail) => tail,
-            Err(e) => {
-                ctx.abort.store(true, Ordering::Relaxed);
-                // Finish the chunks already read, so their markers are written before the
-                // run decides what to read again.
-                while let Some((tail, _)) = pending.pop_front() {
-                    let _ = await_tail(&ctx, Some(tail)).await;
-                }
-                return Err(e);
-            }
-        };
-        pending.push_back(tail);
+        pending.push_back(dump_chunk(ctx, w, ti, &chunk).instrument(span).await?);
         while pending.len() > MAX_PENDING_TAILS
             || pending.len() > MIN_PENDING_TAILS
                 && pending.iter().map(|(_, b)| b).sum::<u64>() > PENDING_TAIL_BYTES
         {
-            await_tail(&ctx, pending.pop_front().map(|(t, _)| t)).await?;
+            await_tail(ctx, pending.pop_front().map(|(t, _)| t), batch).await?;
         }
     }
-    while let Some((tail, _)) = pending.pop_front() {
-        await_tail(&ctx, Some(tail)).await?;
-    }
-    // Release the snapshot.
-    let _ = w.conn.query_drop("COMMIT", "COMMIT").await;
-    w.conn.close().await;
     Ok(())
 }
 
@@ -204,7 +214,7 @@ impl ChunkProgress {
     }
 }
 
-/// Chunk tails (last file's fsync + rename, then the completion marker) that may still be
+/// Chunk tails (last file's fsync + rename) that may still be
 /// running per worker while the next chunks stream: always [`MIN_PENDING_TAILS`], more while
 /// their chunks add up to at most [`PENDING_TAIL_BYTES`], never more than this. Small chunks
 /// (many small tables) thus have many fsyncs in flight, which the filesystem commits together,
@@ -218,10 +228,16 @@ const PENDING_TAIL_BYTES: u64 = 8 << 20;
 /// What a small chunk's tail holds at most: its writer's buffer.
 const TAIL_BUFFER_BYTES: u64 = 1 << 20;
 
-/// A chunk's tail: its marker, once written.
+/// A chunk's tail: the chunk's marker, once its files are durable.
 type ChunkTail = tokio::task::JoinHandle<Result<ChunkDone, DumpError>>;
 
-async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), DumpError> {
+/// Waits for a chunk's tail and adds the chunk to the worker's marker batch, writing the
+/// batch when it is due.
+async fn await_tail(
+    ctx: &WorkerCtx,
+    tail: Option<ChunkTail>,
+    batch: &mut MarkerBatch,
+) -> Result<(), DumpError> {
     let Some(tail) = tail else { return Ok(()) };
     let r = tail.await.unwrap_or_else(|e| {
         Err(DumpError::Definite(format!(
@@ -230,10 +246,10 @@ async fn await_tail(ctx: &WorkerCtx, tail: Option<ChunkTail>) -> Result<(), Dump
     });
     match r {
         Ok(marker) => {
-            ctx.finished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(marker);
+            batch.push(marker);
+            if batch.due() {
+                batch.write(&*ctx.storage, &ctx.finished).await?;
+            }
             Ok(())
         }
         Err(e) => {
@@ -400,7 +416,6 @@ async fn dump_chunk(
     } else {
         None
     };
-    let storage = ctx.storage.clone();
     let counters = ctx.counters.clone();
     let run_progress = ctx.cfg.progress.clone();
     let mut marker = ChunkDone {
@@ -423,9 +438,6 @@ async fn dump_chunk(
             .fetch_add(files.len() as u64, Ordering::Relaxed);
         marker.files = files;
         marker.raw_bytes = raw_bytes;
-        storage
-            .put(&done_name(marker.table, marker.chunk), json(&marker))
-            .await?;
         counters.chunks_done.fetch_add(1, Ordering::Relaxed);
         run_progress.unit_done(marker.table);
         Ok(marker)

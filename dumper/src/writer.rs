@@ -253,6 +253,20 @@ impl ChunkWriter {
 
     /// Stores the rest of a file whose last bytes are encoded, and makes it visible.
     async fn close(&mut self, mut f: OpenFile) -> Result<(), DumpError> {
+        if f.writer.is_none() && matches!(f.compressor, Compressor::Plain) {
+            // Uncompressed and never flushed: the whole file is this buffer, stored in one
+            // step (small tables' files then cost one hand-off to storage, not three).
+            let data = std::mem::take(&mut f.buf);
+            let bytes = data.len() as u64;
+            self.storage.put(&f.name, Bytes::from(data)).await?;
+            self.raw_bytes += bytes;
+            self.files.push(FileEntry {
+                name: f.name,
+                bytes,
+                rows: f.rows,
+            });
+            return Ok(());
+        }
         self.raw_bytes += Self::flush(&self.storage, &mut f).await?;
         let tail = f
             .compressor

@@ -315,6 +315,21 @@ pub fn run_ok_measuring_rss(cmd: &mut Command) -> (String, u64) {
     (stdout, peak)
 }
 
+/// Chunks an unfinished local dump in `dump_dir` records as done: the chunks its completion
+/// markers list (a marker holds a batch of chunks, or one in dumps of earlier versions).
+pub fn chunks_marked(dump_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dump_dir.join(".ferry-dump/done")) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v.as_array().map_or(1, |a| a.len()))
+        .sum()
+}
+
 /// `ferry dump --source <source> --progress off --to <to>`; add options with `.args(..)`.
 pub fn dump_command(source: &str, to: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = ferry();
