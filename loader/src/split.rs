@@ -10,6 +10,14 @@
 //! Invariants: chunks are contiguous and cover the whole stream; no chunk starts inside a row;
 //! a row longer than [`MAX_ROW`] or a quote left open at the end of the file is an error naming
 //! the byte where it began — the splitter never reads without bound looking for a row's end.
+//!
+//! Memory: the splitter reads into one buffer of `chunk_size` + two read blocks. A chunk leaves
+//! as that buffer itself (no copy); the bytes read past the cut (less than a read block, or the
+//! start of a long row) move to a new buffer, which grows to full size on the next read, after
+//! `emit` has returned. The buffer only grows past its size (by a quarter at a time, not by
+//! doubling) for a chunk whose last row runs past the spare room. So a splitter holds one
+//! buffer of about `chunk_size` — while `emit` waits, the chunk it is handing on — and each
+//! chunk holds an allocation of about its own size.
 
 use crate::error::LoadError;
 use crate::scan::Scanner;
@@ -53,7 +61,8 @@ pub fn split(
         // The header is the first line exactly.
         scanner.stop_at = 1;
     }
-    let mut buf = BytesMut::with_capacity(chunk_size.min(64 << 20) + READ_BLOCK);
+    let buffer_size = chunk_size.min(64 << 20) + 2 * READ_BLOCK;
+    let mut buf = BytesMut::with_capacity(buffer_size);
     // Offset of buf[0] in the stream.
     let mut base: u64 = 0;
     let mut scanned = 0usize;
@@ -69,6 +78,7 @@ pub fn split(
     loop {
         if !eof {
             let old = buf.len();
+            make_room(&mut buf, READ_BLOCK, buffer_size);
             buf.resize(old + READ_BLOCK, 0);
             let got =
                 read_full(&mut reader, &mut buf[old..]).map_err(|(at, e)| LoadError::Input {
@@ -83,7 +93,7 @@ pub fn split(
             if first && buf.len() >= 3 {
                 first = false;
                 if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                    let _ = buf.split_to(3);
+                    bytes::Buf::advance(&mut buf, 3);
                     base += 3;
                 }
             }
@@ -139,7 +149,7 @@ pub fn split(
         };
         if let Some(c) = cut {
             if c > 0 {
-                let data = buf.split_to(c).freeze();
+                let data = cut_off(&mut buf, c);
                 let has_rows = !data.iter().all(|b| b.is_ascii_whitespace());
                 if has_rows || index == 0 {
                     emit(Chunk {
@@ -189,6 +199,29 @@ pub struct SplitOutcome {
     pub header: Option<Vec<u8>>,
     /// Decompressed size.
     pub bytes: u64,
+}
+
+/// Makes room for `more` bytes after `buf`'s end, in a buffer of at least `buffer_size`. Past
+/// that size it grows by a quarter (at least `more`), not by doubling: a buffer that held a chunk
+/// becomes that chunk, and doubling would leave each chunk holding up to twice its size.
+fn make_room(buf: &mut BytesMut, more: usize, buffer_size: usize) {
+    if buf.capacity() - buf.len() >= more {
+        return;
+    }
+    let grown = buf.len() + more.max(buf.len() / 4);
+    let mut bigger = BytesMut::with_capacity(grown.max(buffer_size));
+    bigger.extend_from_slice(buf);
+    *buf = bigger;
+}
+
+/// Cuts `buf[..at]` off as a chunk: the buffer itself becomes the chunk, and the bytes after
+/// `at` (read past the row end) move to an allocation of their own size, which grows to a full
+/// buffer on the next read, once the chunk has been handed on: a splitter waiting to hand on a
+/// chunk holds that chunk only.
+fn cut_off(buf: &mut BytesMut, at: usize) -> Bytes {
+    let rest = BytesMut::from(&buf[at..]);
+    buf.truncate(at);
+    std::mem::replace(buf, rest).freeze()
 }
 
 /// Fills `buf` unless the stream ends; an error comes with the bytes read before it.

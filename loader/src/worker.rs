@@ -15,17 +15,60 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
+
+/// Bytes per piece of a `LOAD DATA LOCAL` stream. The driver copies each piece into a buffer of
+/// its global pool (up to 128 buffers, kept at their largest size up to 4 MiB), so the piece size
+/// bounds what that pool holds: 128 x 64 KiB = 8 MiB, where 1 MiB pieces grew it to ~50 MB.
+const INFILE_PIECE: usize = 64 << 10;
 
 struct Job {
     file: Arc<FileState>,
     chunk: Chunk,
+    /// The chunk's share of the [`ChunkBudget`], given back when the job is dropped.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Bytes of chunks cut but not yet loaded (queued, being transcoded, being sent), counted in
+/// KiB: at most `threads + 1` chunks' worth, so the workers each hold one and one more is
+/// ready, whatever the number of files being split at once.
+struct ChunkBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl ChunkBudget {
+    fn new(chunk_size: u64, threads: usize) -> Self {
+        let total = chunk_size.saturating_mul(threads as u64 + 1) >> 10;
+        let total_kib = u32::try_from(total.max(1))
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32);
+        ChunkBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits (on a splitter thread) until `len` bytes fit in the budget. A chunk bigger than the
+    /// whole budget (one long row) waits for all of it and then goes alone.
+    fn reserve_blocking(
+        &self,
+        len: usize,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<OwnedSemaphorePermit, LoadError> {
+        let kib = u32::try_from(len.div_ceil(1 << 10))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        rt.block_on(self.kib.clone().acquire_many_owned(kib))
+            .map_err(|_| LoadError::Internal("the chunk budget was closed".into()))
+    }
 }
 
 /// Loads every file of the task (with other processes, if any). Returns how many files this
 /// process took over from dead claimants.
 pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, LoadError> {
-    let (tx, rx) = mpsc::channel::<Job>(2);
+    let (tx, rx) = mpsc::channel::<Job>(run.cfg.threads.max(1));
+    let budget = Arc::new(ChunkBudget::new(chunk_size, run.cfg.threads));
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..run.cfg.threads {
@@ -87,8 +130,8 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                         finished: AtomicBool::new(false),
                     });
                     let run2 = run.clone();
-                    let tx2 = tx.clone();
-                    readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
+                    let (tx2, budget2) = (tx.clone(), budget.clone());
+                    readers.spawn(async move { read_file(run2, state, (df.kind, df.size, chunk_size), done, budget2, tx2).await });
                 }
                 if readers.is_empty() {
                     if run.cancel.load(Ordering::SeqCst) {
@@ -197,13 +240,14 @@ async fn claim_more(
     Ok(())
 }
 
+/// Splits one file (of `kind`, `size` bytes, into chunks of `chunk_size`) and queues its chunks
+/// not `done` yet, each once it fits in the `budget`.
 async fn read_file(
     run: Arc<Run>,
     state: Arc<FileState>,
-    kind: DataKind,
-    size: u64,
-    chunk_size: u64,
+    (kind, size, chunk_size): (DataKind, u64, u64),
     done: Vec<(u32, u64)>,
+    budget: Arc<ChunkBudget>,
     tx: mpsc::Sender<Job>,
 ) -> Result<(), LoadError> {
     if kind == DataKind::Dat {
@@ -263,11 +307,13 @@ async fn read_file(
                 run2.skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
+            let permit = budget.reserve_blocking(chunk.data.len(), &rt)?;
             st.emitted.fetch_add(1, Ordering::SeqCst);
             run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
             tx.blocking_send(Job {
                 file: st.clone(),
                 chunk,
+                _budget: permit,
             })
             .map_err(|_| LoadError::Internal("the workers stopped".into()))
         })
@@ -751,8 +797,13 @@ async fn commit_chunk(
             } => {
                 let data = data.clone();
                 conn.set_infile_handler(async move {
-                    let pieces: Vec<std::io::Result<Bytes>> = (0..data.len().div_ceil(1 << 20))
-                        .map(|i| Ok(data.slice(i << 20..((i + 1) << 20).min(data.len()))))
+                    let pieces: Vec<std::io::Result<Bytes>> = (0..data
+                        .len()
+                        .div_ceil(INFILE_PIECE))
+                        .map(|i| {
+                            Ok(data
+                                .slice(i * INFILE_PIECE..((i + 1) * INFILE_PIECE).min(data.len())))
+                        })
                         .collect();
                     Ok(Box::pin(futures::stream::iter(pieces)) as mysql_async::InfileData)
                 });
