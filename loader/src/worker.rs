@@ -2,23 +2,25 @@
 //! workers commit each chunk with its checkpoint row in one transaction.
 //!
 //! Memory budget. What the loader holds depends on `chunk_size` (C) and `threads` (T) only, not
-//! on the size of the data or the number of tables:
+//! on the size of the data or the number of files and tables:
 //! - splitters: at most T files are split at once, each into one buffer of C + 2 MiB
 //!   ([`split`]); a splitter waiting for room holds the chunk it cut instead;
-//! - S3: an open object holds about four 1 MiB pieces ahead of its splitter ([`crate::input`]);
+//! - S3: an open object holds four 1 MiB pieces ahead of its splitter ([`crate::input`]);
 //! - chunks past their splitter — queued, or held by a worker until committed (the raw bytes
 //!   are kept: a retry transcodes them again) — are bounded by the [`ChunkBudget`], (T + 1) x C
 //!   bytes: each worker has one and the next is ready. A chunk longer than that (one huge row)
-//!   waits for the whole budget and goes alone;
+//!   waits for the whole budget and goes alone. A worker lets go of its chunk before the work
+//!   that finishes a file (index builds);
 //! - transcoding is streamed: a worker's chunk is turned into steps of about 1 MiB
 //!   ([`TRANSCODE_PIECE`]) that the target receives while the next ones are made, with
-//!   [`STEPS_AHEAD`] queued — about 4 MiB per worker, not a second copy of the chunk;
+//!   [`STEPS_AHEAD`] queued — about 4.5 MiB per worker, not a second copy of the chunk;
 //! - the driver copies each 64 KiB piece of a `LOAD DATA LOCAL` stream into its buffer pool
 //!   ([`INFILE_PIECE`]), which keeps at most 128 buffers: 8 MiB.
 //!
-//! With the defaults (C = 8 MiB, T = 4) that is about 40 + 40 + 16 + 8 MiB, plus 16 MiB of S3
-//! pieces. Measured peak RSS for a 327 MB dump (170k rows of 1000 random bytes, the debug build):
-//! 285 MB before the budget, 189 MB with it.
+//! With the defaults (C = 8 MiB, T = 4): 40 + 50 + 18 + 8 MiB, and 16 MiB more from S3. Peak
+//! RSS of the debug build loading the same 327 MB dump (170k rows of 1000 random bytes, 9 files;
+//! `/usr/bin/time -f %M ferry load --from DIR|s3://...`): from local disk 285 MB before the
+//! budget, 189 MB with it; from S3 335 MB before, 234 MB with it.
 
 use crate::checkpoint;
 use crate::discover::DataKind;
@@ -564,8 +566,11 @@ async fn worker_loop(
                 }
             }
         }
-        job.file.completed.fetch_add(1, Ordering::SeqCst);
-        maybe_finish_file(run, &job.file, &mut meta).await?;
+        // The chunk's bytes and budget go now, not after the file's finishing work.
+        let file = job.file.clone();
+        drop(job);
+        file.completed.fetch_add(1, Ordering::SeqCst);
+        maybe_finish_file(run, &file, &mut meta).await?;
     }
     for c in [conn, meta].into_iter().flatten() {
         let _ = c.disconnect().await;
