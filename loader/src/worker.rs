@@ -3,14 +3,14 @@
 //!
 //! Memory budget. What the loader holds depends on `chunk_size` (C) and `threads` (T) only, not
 //! on the size of the data or the number of files and tables:
-//! - splitters: at most T files are split at once, each into one buffer of C + 2 MiB
-//!   ([`split`]); a splitter waiting for room holds the chunk it cut instead;
-//! - S3: an open object holds four 1 MiB pieces ahead of its splitter ([`crate::input`]);
-//! - chunks past their splitter — queued, or held by a worker until committed (the raw bytes
-//!   are kept: a retry transcodes them again) — are bounded by the [`ChunkBudget`], (T + 1) x C
-//!   bytes: each worker has one and the next is ready. A chunk longer than that (one huge row)
-//!   waits for the whole budget and goes alone. A worker lets go of its chunk before the work
+//! - raw chunks — being read by a splitter (at most T files at once, one buffer of C + 2 MiB
+//!   each, [`split`]), queued, or held by a worker until committed (the raw bytes are kept: a
+//!   retry transcodes them again) — are bounded by the [`ChunkBudget`] of (T + 2) buffers: each
+//!   worker has a chunk and two more are being read. A splitter waits for room before it fills
+//!   a buffer; a chunk keeps its own size of it. A row longer than a buffer grows its buffer
+//!   past the budget (up to [`split::MAX_ROW`]). A worker lets go of its chunk before the work
 //!   that finishes a file (index builds);
+//! - S3: an open object holds four 1 MiB pieces ahead of its splitter ([`crate::input`]);
 //! - transcoding is streamed: a worker's chunk is turned into steps of about 1 MiB
 //!   ([`TRANSCODE_PIECE`]) that the target receives while the next ones are made, with
 //!   [`STEPS_AHEAD`] queued — about 4.5 MiB per worker, not a second copy of the chunk;
@@ -50,9 +50,11 @@ struct Job {
     _budget: OwnedSemaphorePermit,
 }
 
-/// Bytes of chunks cut but not yet loaded (queued, being transcoded, being sent), counted in
-/// KiB: at most `threads + 1` chunks' worth, so the workers each hold one and one more is
-/// ready, whatever the number of files being split at once.
+/// Bytes of chunks being read, queued, transcoded or sent, counted in KiB: `threads + 2`
+/// splitter buffers' worth, so the workers each hold a chunk and two more are being read,
+/// whatever the number of files being split at once. A splitter takes a buffer's worth before
+/// it reads into a new buffer; the chunk cut from it keeps its own size until it is loaded and
+/// gives the rest back at once.
 struct ChunkBudget {
     kib: Arc<Semaphore>,
     total_kib: u32,
@@ -60,7 +62,8 @@ struct ChunkBudget {
 
 impl ChunkBudget {
     fn new(chunk_size: u64, threads: usize) -> Self {
-        let total = chunk_size.saturating_mul(threads as u64 + 1) >> 10;
+        let buffer = split::buffer_size(usize::try_from(chunk_size).unwrap_or(usize::MAX));
+        let total = (buffer as u64).saturating_mul(threads as u64 + 2) >> 10;
         let total_kib = u32::try_from(total.max(1))
             .unwrap_or(u32::MAX)
             .min(Semaphore::MAX_PERMITS as u32);
@@ -70,18 +73,36 @@ impl ChunkBudget {
         }
     }
 
-    /// Waits (on a splitter thread) until `len` bytes fit in the budget. A chunk bigger than the
-    /// whole budget (one long row) waits for all of it and then goes alone.
+    fn kib_of(&self, len: usize) -> u32 {
+        u32::try_from(len.div_ceil(1 << 10))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib)
+    }
+
+    /// Waits (on a splitter thread) until `len` bytes fit in the budget. More than the whole
+    /// budget waits for all of it.
     fn reserve_blocking(
         &self,
         len: usize,
         rt: &tokio::runtime::Handle,
     ) -> Result<OwnedSemaphorePermit, LoadError> {
-        let kib = u32::try_from(len.div_ceil(1 << 10))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.total_kib);
-        rt.block_on(self.kib.clone().acquire_many_owned(kib))
+        rt.block_on(self.kib.clone().acquire_many_owned(self.kib_of(len)))
             .map_err(|_| LoadError::Internal("the chunk budget was closed".into()))
+    }
+
+    /// The share a chunk of `len` bytes keeps: its size out of its buffer's `room` (the rest
+    /// goes back), or a new share for a chunk cut without a buffer of its own. A chunk longer
+    /// than its buffer (one long row) keeps the whole buffer's share.
+    fn for_chunk(
+        &self,
+        room: Option<OwnedSemaphorePermit>,
+        len: usize,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<OwnedSemaphorePermit, LoadError> {
+        match room {
+            Some(mut room) => Ok(room.split(self.kib_of(len) as usize).unwrap_or(room)),
+            None => self.reserve_blocking(len, rt),
+        }
     }
 }
 
@@ -320,24 +341,32 @@ async fn read_file(
             reader
         };
         let done: std::collections::HashSet<u32> = done.iter().map(|(c, _)| *c).collect();
-        split::split(reader, syntax, chunk_size as usize, &describe, |chunk| {
-            if run2.cancel.load(Ordering::SeqCst) {
-                return Err(LoadError::Internal("cancelled".into()));
-            }
-            if done.contains(&chunk.index) {
-                run2.skipped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            let permit = budget.reserve_blocking(chunk.data.len(), &rt)?;
-            st.emitted.fetch_add(1, Ordering::SeqCst);
-            run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
-            tx.blocking_send(Job {
-                file: st.clone(),
-                chunk,
-                _budget: permit,
-            })
-            .map_err(|_| LoadError::Internal("the workers stopped".into()))
-        })
+        let room = |bytes| budget.reserve_blocking(bytes, &rt);
+        split::split_within(
+            reader,
+            syntax,
+            chunk_size as usize,
+            &describe,
+            room,
+            |chunk, room| {
+                if run2.cancel.load(Ordering::SeqCst) {
+                    return Err(LoadError::Internal("cancelled".into()));
+                }
+                if done.contains(&chunk.index) {
+                    run2.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let permit = budget.for_chunk(room, chunk.data.len(), &rt)?;
+                st.emitted.fetch_add(1, Ordering::SeqCst);
+                run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
+                tx.blocking_send(Job {
+                    file: st.clone(),
+                    chunk,
+                    _budget: permit,
+                })
+                .map_err(|_| LoadError::Internal("the workers stopped".into()))
+            },
+        )
     })
     .await
     .map_err(|e| LoadError::Internal(format!("splitter: {e}")))?;
