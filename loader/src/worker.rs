@@ -17,10 +17,12 @@
 //! - the driver copies each 64 KiB piece of a `LOAD DATA LOCAL` stream into its buffer pool
 //!   ([`INFILE_PIECE`]), which keeps at most 128 buffers: 8 MiB.
 //!
-//! With the defaults (C = 8 MiB, T = 4): 40 + 50 + 18 + 8 MiB, and 16 MiB more from S3. Peak
-//! RSS of the debug build loading the same 327 MB dump (170k rows of 1000 random bytes, 9 files;
-//! `/usr/bin/time -f %M ferry load --from DIR|s3://...`): from local disk 285 MB before the
-//! budget, 189 MB with it; from S3 335 MB before, 234 MB with it.
+//! With the defaults (C = 8 MiB, T = 4): 60 MiB of raw chunks, 18 of transcoded pieces, 8 in the
+//! driver, and 16 more from S3. Peak RSS of the debug build loading the same 327 MB dump (170k
+//! rows of 1000 random bytes in 9 files; `/usr/bin/time -f %M ferry load --from DIR|s3://...`),
+//! before the budget and with it: from local disk 285 and 180 MB (41 and 37 s), from S3 335 and
+//! 202 MB. The rest of the RSS is code (the debug binary is large), the runtime and connections,
+//! and what the allocator keeps of freed memory.
 
 use crate::checkpoint;
 use crate::discover::DataKind;
