@@ -9,7 +9,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferry_dumper::encode::{CsvEncoder, RowEncoder, SqlEncoder, SqlOptions};
 use ferry_dumper::schema::{ColumnInfo, TableInfo, ValueKind};
 use ferry_loader::split::{self, Syntax};
-use ferry_loader::transcode::{self, Method, TableShape, TranscodeOptions};
+use ferry_loader::transcode::{
+    self, ChunkError, Method, Step, StepSink, TableShape, TranscodeOptions,
+};
 use ferry_shared::csv::CsvDialect;
 use std::hint::black_box;
 
@@ -100,6 +102,12 @@ fn csv_dialect() -> CsvDialect {
     }
 }
 
+/// Takes transcoded steps as a worker would, a piece at a time, and drops them.
+fn discard(step: Step) -> Result<(), ChunkError> {
+    black_box(step);
+    Ok(())
+}
+
 fn shape() -> TableShape {
     TableShape {
         qualified: "`sbtest`.`sbtest1`".into(),
@@ -164,7 +172,14 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("transcode_sql", |b| {
-        b.iter(|| transcode::sql_chunk(black_box(&sql), &[], &shape(), &options()).map(|(_, r)| r))
+        b.iter(|| {
+            let mut send = discard;
+            let mut sink = StepSink {
+                piece: 1 << 20,
+                send: &mut send,
+            };
+            transcode::sql_chunk(black_box(&sql), &[], &shape(), &options(), &mut sink)
+        })
     });
     let format = csv_dialect();
     g.throughput(Throughput::Bytes(csv.len() as u64));
@@ -183,14 +198,19 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("transcode_csv", |b| {
         b.iter(|| {
+            let mut send = discard;
+            let mut sink = StepSink {
+                piece: 1 << 20,
+                send: &mut send,
+            };
             transcode::csv_chunk(
                 black_box(&csv),
                 &format,
                 &shape().columns,
                 &shape(),
                 &options(),
+                &mut sink,
             )
-            .map(|(_, r)| r)
         })
     });
     g.finish();

@@ -193,9 +193,6 @@ async fn a_dump_to_s3_stays_under_its_memory_bound() {
 }
 
 #[tokio::test]
-#[ignore = "open (issue 9): the load peaks at 336-343 MB through S3 and ~274 MB from local \
-            disk on 1 GB; the loader's own buffers (split, chunk queue, transcoding) exceed \
-            the 300 MB bound"]
 async fn a_load_from_s3_stays_under_its_memory_bound() {
     let s3 = s3();
     let (db, url, _) = dump_random_to_s3("s3lmem").await;

@@ -182,14 +182,19 @@ async fn forward_range(
     let mut piece = BytesMut::with_capacity(PIECE);
     let result = async {
         let mut body = storage.stream_range(name, start, len).await?;
-        while let Some(b) = body.next_piece().await? {
-            piece.extend_from_slice(&b);
-            if piece.len() >= PIECE {
-                sent += piece.len() as u64;
-                if tx.send(Ok(piece.split().freeze())).await.is_err() {
-                    return Ok(false);
+        while let Some(mut b) = body.next_piece().await? {
+            // Pieces of exactly PIECE bytes: a piece that overflowed its allocation would
+            // double it, and each piece queued would hold twice its size.
+            while !b.is_empty() {
+                let take = b.len().min(PIECE - piece.len());
+                piece.extend_from_slice(&b.split_to(take));
+                if piece.len() == PIECE {
+                    sent += PIECE as u64;
+                    if tx.send(Ok(piece.split().freeze())).await.is_err() {
+                        return Ok(false);
+                    }
+                    piece.reserve(PIECE);
                 }
-                piece.reserve(PIECE);
             }
         }
         Ok(true)

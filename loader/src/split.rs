@@ -10,6 +10,15 @@
 //! Invariants: chunks are contiguous and cover the whole stream; no chunk starts inside a row;
 //! a row longer than [`MAX_ROW`] or a quote left open at the end of the file is an error naming
 //! the byte where it began — the splitter never reads without bound looking for a row's end.
+//!
+//! Memory: the splitter reads into one buffer of [`buffer_size`] (`chunk_size` + two read
+//! blocks), asking its caller for room first ([`split_within`]). A chunk leaves as that buffer
+//! itself (no copy); the bytes read past the cut (less than a read block, or the start of a long
+//! row) move to a new buffer, which grows to full size on the next read, after `emit` has
+//! returned. The buffer only grows past its size (by a quarter at a time, not by doubling) for a
+//! chunk whose last row runs past the spare room. So a splitter holds one buffer of about
+//! `chunk_size` — while `emit` waits, the chunk it is handing on — and each chunk holds an
+//! allocation of about its own size.
 
 use crate::error::LoadError;
 use crate::scan::Scanner;
@@ -37,14 +46,35 @@ pub struct Chunk {
     pub header: Option<std::sync::Arc<Vec<u8>>>,
 }
 
+/// The buffer a splitter fills for chunks of `chunk_size`: room for a chunk, the rest of its
+/// last row and the next read.
+pub fn buffer_size(chunk_size: usize) -> usize {
+    chunk_size.clamp(1, 64 << 20) + 2 * READ_BLOCK
+}
+
 /// Cuts a stream into chunks, calling `emit` for each in order. `describe` names the file in
 /// errors. Returns the number of chunks and the CSV header (when the syntax has one).
 pub fn split(
-    mut reader: impl Read,
+    reader: impl Read,
     syntax: Syntax,
     chunk_size: usize,
     describe: &str,
     mut emit: impl FnMut(Chunk) -> Result<(), LoadError>,
+) -> Result<SplitOutcome, LoadError> {
+    let room = |_| Ok(());
+    split_within(reader, syntax, chunk_size, describe, room, |c, _| emit(c))
+}
+
+/// [`split`], asking `room(bytes)` before it fills a new buffer of [`buffer_size`] bytes (it may
+/// wait until memory is free); what `room` returns goes to `emit` with the chunk cut from that
+/// buffer — none with a chunk cut from bytes read for the chunk before (the end of a file).
+pub fn split_within<R>(
+    mut reader: impl Read,
+    syntax: Syntax,
+    chunk_size: usize,
+    describe: &str,
+    mut room: impl FnMut(usize) -> Result<R, LoadError>,
+    mut emit: impl FnMut(Chunk, Option<R>) -> Result<(), LoadError>,
 ) -> Result<SplitOutcome, LoadError> {
     let sql_backslash = !matches!(syntax, Syntax::Sql { backslash: false });
     let mut scanner = Scanner::new(syntax.clone());
@@ -53,7 +83,10 @@ pub fn split(
         // The header is the first line exactly.
         scanner.stop_at = 1;
     }
-    let mut buf = BytesMut::with_capacity(chunk_size.min(64 << 20) + READ_BLOCK);
+    let buffer_size = buffer_size(chunk_size);
+    let mut buf = BytesMut::new();
+    // What `room` gave for the buffer being filled.
+    let mut filling: Option<R> = None;
     // Offset of buf[0] in the stream.
     let mut base: u64 = 0;
     let mut scanned = 0usize;
@@ -68,22 +101,14 @@ pub fn split(
     let mut header_arc: Option<std::sync::Arc<Vec<u8>>> = None;
     loop {
         if !eof {
-            let old = buf.len();
-            buf.resize(old + READ_BLOCK, 0);
-            let got =
-                read_full(&mut reader, &mut buf[old..]).map_err(|(at, e)| LoadError::Input {
-                    file: describe.to_string(),
-                    offset: base + (old + at) as u64,
-                    message: read_error_message(&e),
-                })?;
-            buf.truncate(old + got);
-            if got == 0 {
-                eof = true;
+            if filling.is_none() {
+                filling = Some(room(buffer_size)?);
             }
+            eof = read_block(&mut reader, &mut buf, buffer_size, base, describe)?;
             if first && buf.len() >= 3 {
                 first = false;
                 if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                    let _ = buf.split_to(3);
+                    bytes::Buf::advance(&mut buf, 3);
                     base += 3;
                 }
             }
@@ -139,21 +164,25 @@ pub fn split(
         };
         if let Some(c) = cut {
             if c > 0 {
-                let data = buf.split_to(c).freeze();
+                let data = cut_off(&mut buf, c);
                 let has_rows = !data.iter().all(|b| b.is_ascii_whitespace());
                 if has_rows || index == 0 {
-                    emit(Chunk {
-                        index,
-                        start: base,
-                        end: base + c as u64,
-                        data,
-                        prelude: if index == 0 {
-                            Default::default()
-                        } else {
-                            prelude_arc.clone()
+                    let room = filling.take();
+                    emit(
+                        Chunk {
+                            index,
+                            start: base,
+                            end: base + c as u64,
+                            data,
+                            prelude: if index == 0 {
+                                Default::default()
+                            } else {
+                                prelude_arc.clone()
+                            },
+                            header: header_arc.clone(),
                         },
-                        header: header_arc.clone(),
-                    })?;
+                        room,
+                    )?;
                     index += 1;
                 }
                 base += c as u64;
@@ -189,6 +218,50 @@ pub struct SplitOutcome {
     pub header: Option<Vec<u8>>,
     /// Decompressed size.
     pub bytes: u64,
+}
+
+/// Makes room for `more` bytes after `buf`'s end, in a buffer of at least `buffer_size`. Past
+/// that size it grows by a quarter (at least `more`), not by doubling: a buffer that held a chunk
+/// becomes that chunk, and doubling would leave each chunk holding up to twice its size.
+fn make_room(buf: &mut BytesMut, more: usize, buffer_size: usize) {
+    if buf.capacity() - buf.len() >= more {
+        return;
+    }
+    let grown = buf.len() + more.max(buf.len() / 4);
+    let mut bigger = BytesMut::with_capacity(grown.max(buffer_size));
+    bigger.extend_from_slice(buf);
+    *buf = bigger;
+}
+
+/// Cuts `buf[..at]` off as a chunk: the buffer itself becomes the chunk, and the bytes after
+/// `at` (read past the row end) move to an allocation of their own size, which grows to a full
+/// buffer on the next read, once the chunk has been handed on: a splitter waiting to hand on a
+/// chunk holds that chunk only.
+fn cut_off(buf: &mut BytesMut, at: usize) -> Bytes {
+    let rest = BytesMut::from(&buf[at..]);
+    buf.truncate(at);
+    std::mem::replace(buf, rest).freeze()
+}
+
+/// Appends a read block to `buf` (a buffer of `buffer_size`, whose first byte is at `base` in
+/// the stream); true at the end of the stream.
+fn read_block(
+    reader: &mut impl Read,
+    buf: &mut BytesMut,
+    buffer_size: usize,
+    base: u64,
+    describe: &str,
+) -> Result<bool, LoadError> {
+    let old = buf.len();
+    make_room(buf, READ_BLOCK, buffer_size);
+    buf.resize(old + READ_BLOCK, 0);
+    let got = read_full(reader, &mut buf[old..]).map_err(|(at, e)| LoadError::Input {
+        file: describe.to_string(),
+        offset: base + (old + at) as u64,
+        message: read_error_message(&e),
+    })?;
+    buf.truncate(old + got);
+    Ok(got == 0)
 }
 
 /// Fills `buf` unless the stream ends; an error comes with the bytes read before it.
@@ -284,6 +357,34 @@ mod tests {
         .unwrap();
         assert_eq!(o.header.as_deref(), Some(&b"a,b\n"[..]));
         assert_eq!(&out[0].data[..], b"1,2\n");
+    }
+
+    #[test]
+    fn room_is_asked_before_each_buffer_and_goes_with_its_chunk() {
+        let mut data = Vec::new();
+        for i in 0..200_000 {
+            data.extend_from_slice(format!("{i},\"row {i}\"\n").as_bytes());
+        }
+        let chunk_size = 1 << 20;
+        let mut asked = Vec::new();
+        let mut cut = Vec::new();
+        let room = |bytes| {
+            asked.push(bytes);
+            Ok(asked.len())
+        };
+        split_within(&data[..], csv(), chunk_size, "f", room, |c, r| {
+            cut.push((c.data.len(), r));
+            Ok(())
+        })
+        .unwrap();
+        assert!(asked.iter().all(|b| *b == buffer_size(chunk_size)));
+        // Every buffer asked for was filled for one chunk; a chunk cut from bytes read for the
+        // one before (at the end of the file) comes without room.
+        let given: Vec<usize> = cut.iter().filter_map(|(_, r)| *r).collect();
+        assert_eq!(given, (1..=given.len()).collect::<Vec<_>>(), "{cut:?}");
+        assert!(given.len() + 1 >= asked.len(), "{asked:?} {cut:?}");
+        assert!(cut.len() >= 3 && cut[0].1 == Some(1), "{cut:?}");
+        assert_eq!(cut.iter().map(|(n, _)| n).sum::<usize>(), data.len());
     }
 
     #[test]

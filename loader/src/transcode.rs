@@ -4,6 +4,14 @@
 //! The `LOAD DATA` stream format is fixed: fields separated by `,`, strings enclosed in `'`,
 //! backslash escapes, `\N` for NULL, one row per `\n`. Single-quoted SQL strings are copied into
 //! it as they are — their escapes mean the same there — so an SQL dump is mostly memcpy.
+//!
+//! Steps are handed to a [`StepSink`] as they are made, in pieces of about [`StepSink::piece`]
+//! bytes, not as one whole chunk: the worker feeds each piece to the target while the next one is
+//! transcoded, so a chunk in flight holds its raw bytes and a few pieces, not a second copy of
+//! itself. Pieces are cut only between statements (SQL) or records (CSV), because an INSERT that
+//! turns out not to be rows this reader handles takes back the rows it already added. Two
+//! consecutive `Load` steps with the same columns and charset belong to one `LOAD DATA` stream:
+//! the sink may send them as one statement.
 
 use crate::sql::{self, ParseError, Statement, Value};
 use ferry_shared::csv::CsvDialect;
@@ -86,23 +94,65 @@ fn err(offset: usize, message: impl Into<String>) -> ChunkError {
     }
 }
 
-/// Builds steps in order, merging consecutive rows with the same columns into one stream.
-struct StepBuilder<'o> {
+/// Where a chunk's steps go, in order, as they are made.
+pub struct StepSink<'s> {
+    /// Steps are handed on once they hold about this many bytes (at a statement or record end);
+    /// `usize::MAX` keeps the whole chunk's steps until the end.
+    pub piece: usize,
+    pub send: &'s mut dyn FnMut(Step) -> Result<(), ChunkError>,
+}
+
+/// Builds steps in order, merging consecutive rows with the same columns into one stream, and
+/// hands them to the sink a piece at a time.
+struct StepBuilder<'o, 's> {
     opts: &'o TranscodeOptions,
-    /// Capacity for a new stream: about the chunk's size, so it is allocated once.
+    sink: &'o mut StepSink<'s>,
+    /// Capacity for a new stream: about a piece (or the chunk, if smaller), allocated once.
+    first_hint: usize,
     hint: usize,
     steps: Vec<Step>,
     insert_prefix: Vec<u8>,
 }
 
-impl<'o> StepBuilder<'o> {
-    fn new(opts: &'o TranscodeOptions, hint: usize) -> Self {
+impl<'o, 's> StepBuilder<'o, 's> {
+    fn new(opts: &'o TranscodeOptions, sink: &'o mut StepSink<'s>, data_len: usize) -> Self {
+        let grown = data_len + data_len / 8 + 1024;
+        let hint = grown.min(sink.piece.saturating_add(sink.piece / 8));
         StepBuilder {
             opts,
+            sink,
+            first_hint: hint,
             hint,
             steps: Vec::new(),
             insert_prefix: Vec::new(),
         }
+    }
+
+    /// Hands the steps made so far to the sink if they hold a piece's worth. Call only where
+    /// no step will be taken back (after a statement or a record).
+    fn flush_if_full(&mut self) -> Result<(), ChunkError> {
+        let held: usize = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Load { data, .. } => data.len(),
+                Step::Exec { sql, .. } => sql.len(),
+            })
+            .sum();
+        if held >= self.sink.piece {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Hands every step made so far to the sink.
+    fn finish(&mut self) -> Result<(), ChunkError> {
+        for step in self.steps.drain(..) {
+            (self.sink.send)(step)?;
+        }
+        self.insert_prefix.clear();
+        self.hint = self.first_hint;
+        Ok(())
     }
 
     /// The open LOAD stream for `columns`, starting a new one when needed.
@@ -264,15 +314,16 @@ fn push_load_row(out: &mut Vec<u8>, vals: &[Value<'_>], bits: &[bool]) {
     out.push(b'\n');
 }
 
-/// Transcodes a chunk of an SQL data file. `prelude` holds the file's head settings (for
-/// chunks after the first).
+/// Transcodes a chunk of an SQL data file into `sink`; returns its rows. `prelude` holds the
+/// file's head settings (for chunks after the first).
 pub fn sql_chunk(
     data: &[u8],
     prelude: &[String],
     shape: &TableShape,
     opts: &TranscodeOptions,
-) -> Result<(Vec<Step>, u64), ChunkError> {
-    let mut b = StepBuilder::new(opts, data.len() + data.len() / 8 + 1024);
+    sink: &mut StepSink<'_>,
+) -> Result<u64, ChunkError> {
+    let mut b = StepBuilder::new(opts, sink, data.len());
     let mut charset = opts.charset.clone();
     for p in prelude {
         if let Some(cs) = names_charset(p) {
@@ -395,8 +446,10 @@ pub fn sql_chunk(
             }
         }
         at = end;
+        b.flush_if_full()?;
     }
-    Ok((b.steps, total_rows))
+    b.finish()?;
+    Ok(total_rows)
 }
 
 /// Rows of an INSERT counted by its top-level tuples (for statements run as they are).
@@ -582,15 +635,16 @@ pub fn csv_header(line: &[u8], f: &CsvDialect) -> Result<Vec<String>, ChunkError
     Ok(names)
 }
 
-/// Transcodes a chunk of a CSV file.
+/// Transcodes a chunk of a CSV file into `sink`; returns its rows.
 pub fn csv_chunk(
     data: &[u8],
     f: &CsvDialect,
     columns: &[String],
     shape: &TableShape,
     opts: &TranscodeOptions,
-) -> Result<(Vec<Step>, u64), ChunkError> {
-    let mut b = StepBuilder::new(opts, data.len() + data.len() / 8 + 1024);
+    sink: &mut StepSink<'_>,
+) -> Result<u64, ChunkError> {
+    let mut b = StepBuilder::new(opts, sink, data.len());
     let width = columns.len();
     let typed: Vec<bool> = columns
         .iter()
@@ -651,7 +705,7 @@ pub fn csv_chunk(
                 return Err(too_long(at, tuple.len(), opts));
             }
             b.insert_row(shape, columns, &tuple);
-            return Ok(());
+            return b.flush_if_full();
         }
         let (out, rows) = b.load_stream(columns, &opts.charset);
         for (i, v) in fields.iter().enumerate() {
@@ -665,9 +719,10 @@ pub fn csv_chunk(
         }
         out.push(b'\n');
         *rows += 1;
-        Ok(())
+        b.flush_if_full()
     })?;
-    Ok((b.steps, total))
+    b.finish()?;
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -682,6 +737,23 @@ mod tests {
             bit_columns: vec!["b".into()],
             typed_text_columns: Vec::new(),
         }
+    }
+
+    /// Runs a transcoder with a sink that keeps every step (pieces of `piece` bytes).
+    fn collect(
+        piece: usize,
+        f: impl FnOnce(&mut StepSink<'_>) -> Result<u64, ChunkError>,
+    ) -> Result<(Vec<Step>, u64), ChunkError> {
+        let mut steps = Vec::new();
+        let mut send = |s| {
+            steps.push(s);
+            Ok(())
+        };
+        let rows = f(&mut StepSink {
+            piece,
+            send: &mut send,
+        })?;
+        Ok((steps, rows))
     }
 
     fn opts(method: Method) -> TranscodeOptions {
@@ -699,7 +771,10 @@ mod tests {
     #[test]
     fn sql_to_load_stream() {
         let data = b"/*!40101 SET NAMES binary*/;\nINSERT INTO `x` VALUES (1,5),('a\\'b',x'00ff');\nINSERT INTO `x` (`b`) VALUES (NULL);";
-        let (steps, rows) = sql_chunk(data, &[], &shape(), &opts(Method::LoadData)).unwrap();
+        let (steps, rows) = collect(usize::MAX, |k| {
+            sql_chunk(data, &[], &shape(), &opts(Method::LoadData), k)
+        })
+        .unwrap();
         assert_eq!(rows, 3);
         assert_eq!(steps.len(), 3);
         match &steps[1] {
@@ -727,7 +802,10 @@ mod tests {
     #[test]
     fn sql_fallback_and_errors() {
         let data = b"INSERT INTO `x` VALUES (1,NOW()),(2,3);";
-        let (steps, rows) = sql_chunk(data, &[], &shape(), &opts(Method::LoadData)).unwrap();
+        let (steps, rows) = collect(usize::MAX, |k| {
+            sql_chunk(data, &[], &shape(), &opts(Method::LoadData), k)
+        })
+        .unwrap();
         assert_eq!(rows, 2);
         match &steps[0] {
             Step::Exec { sql, rows } => {
@@ -744,33 +822,45 @@ mod tests {
             &b"INSERT INTO t () VALUES (), ();"[..],
             b"INSERT INTO t VALUES (),();",
         ] {
-            let (steps, rows) = sql_chunk(stmt, &[], &shape(), &opts(Method::LoadData)).unwrap();
+            let (steps, rows) = collect(usize::MAX, |k| {
+                sql_chunk(stmt, &[], &shape(), &opts(Method::LoadData), k)
+            })
+            .unwrap();
             assert_eq!(rows, 2, "{}", String::from_utf8_lossy(stmt));
             assert!(matches!(&steps[0], Step::Exec { rows: 2, .. }));
         }
-        let e = sql_chunk(
-            b"\nINSERT INTO x VALUES (1);",
-            &[],
-            &shape(),
-            &opts(Method::LoadData),
-        )
+        let e = collect(usize::MAX, |k| {
+            sql_chunk(
+                b"\nINSERT INTO x VALUES (1);",
+                &[],
+                &shape(),
+                &opts(Method::LoadData),
+                k,
+            )
+        })
         .unwrap_err();
         assert_eq!(e.offset, 22);
         assert!(e.message.contains("1 values"), "{}", e.message);
-        let e = sql_chunk(
-            b"INSERT INTO x VALUES (1,'\xff');",
-            &[],
-            &shape(),
-            &opts(Method::LoadData),
-        )
+        let e = collect(usize::MAX, |k| {
+            sql_chunk(
+                b"INSERT INTO x VALUES (1,'\xff');",
+                &[],
+                &shape(),
+                &opts(Method::LoadData),
+                k,
+            )
+        })
         .unwrap_err();
         assert!(e.message.contains("UTF-8"));
-        let (steps, _) = sql_chunk(
-            b"INSERT INTO x VALUES (1,2),(3,4);",
-            &[],
-            &shape(),
-            &opts(Method::Insert),
-        )
+        let (steps, _) = collect(usize::MAX, |k| {
+            sql_chunk(
+                b"INSERT INTO x VALUES (1,2),(3,4);",
+                &[],
+                &shape(),
+                &opts(Method::Insert),
+                k,
+            )
+        })
         .unwrap();
         match &steps[0] {
             Step::Exec { sql, rows } => {
@@ -810,13 +900,16 @@ mod tests {
             got[2],
             vec![Some(b"2".to_vec()), Some(b"plain,comma".to_vec())]
         );
-        let e = csv_chunk(
-            b"1,2,3\n",
-            &f,
-            &["a".into(), "b".into()],
-            &shape(),
-            &opts(Method::LoadData),
-        )
+        let e = collect(usize::MAX, |k| {
+            csv_chunk(
+                b"1,2,3\n",
+                &f,
+                &["a".into(), "b".into()],
+                &shape(),
+                &opts(Method::LoadData),
+                k,
+            )
+        })
         .unwrap_err();
         assert!(e.message.contains("3 fields"));
         let e = for_each_csv_record(b"1,\"abc", &f, |_, _| Ok(())).unwrap_err();

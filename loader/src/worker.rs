@@ -1,5 +1,28 @@
 //! The load loop: claim files, split them into chunks on blocking threads, and let `threads`
 //! workers commit each chunk with its checkpoint row in one transaction.
+//!
+//! Memory budget. What the loader holds depends on `chunk_size` (C) and `threads` (T) only, not
+//! on the size of the data or the number of files and tables:
+//! - raw chunks — being read by a splitter (at most T files at once, one buffer of C + 2 MiB
+//!   each, [`split`]), queued, or held by a worker until committed (the raw bytes are kept: a
+//!   retry transcodes them again) — are bounded by the [`ChunkBudget`] of (T + 2) buffers: each
+//!   worker has a chunk and two more are being read. A splitter waits for room before it fills
+//!   a buffer; a chunk keeps its own size of it. A row longer than a buffer grows its buffer
+//!   past the budget (up to [`split::MAX_ROW`]). A worker lets go of its chunk before the work
+//!   that finishes a file (index builds);
+//! - S3: an open object holds four 1 MiB pieces ahead of its splitter ([`crate::input`]);
+//! - transcoding is streamed: a worker's chunk is turned into steps of about 1 MiB
+//!   ([`TRANSCODE_PIECE`]) that the target receives while the next ones are made, with
+//!   [`STEPS_AHEAD`] queued — about 4.5 MiB per worker, not a second copy of the chunk;
+//! - the driver copies each 64 KiB piece of a `LOAD DATA LOCAL` stream into its buffer pool
+//!   ([`INFILE_PIECE`]), which keeps at most 128 buffers: 8 MiB.
+//!
+//! With the defaults (C = 8 MiB, T = 4): 60 MiB of raw chunks, 18 of transcoded pieces, 8 in the
+//! driver, and 16 more from S3. Peak RSS of the debug build loading the same 327 MB dump (170k
+//! rows of 1000 random bytes in 9 files; `/usr/bin/time -f %M ferry load --from DIR|s3://...`),
+//! before the budget and with it: from local disk 285 and 180 MB (41 and 37 s), from S3 335 and
+//! 202 MB. The rest of the RSS is code (the debug binary is large), the runtime and connections,
+//! and what the allocator keeps of freed memory.
 
 use crate::checkpoint;
 use crate::config::OnDuplicate;
@@ -7,7 +30,7 @@ use crate::context::{FileState, Run};
 use crate::discover::DataKind;
 use crate::error::{from_driver, LoadError};
 use crate::split::{self, Chunk, Syntax};
-use crate::transcode::{self, Step, TranscodeOptions};
+use crate::transcode::{self, Step, StepSink, TranscodeOptions};
 use bytes::Bytes;
 use ferry_shared::failure::{Backoff, Class, Classify};
 use mysql_async::prelude::Queryable;
@@ -16,17 +39,81 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
+
+/// Bytes per piece of a `LOAD DATA LOCAL` stream. The driver copies each piece into a buffer of
+/// its global pool (up to 128 buffers, kept at their largest size up to 4 MiB), so the piece size
+/// bounds what that pool holds: 128 x 64 KiB = 8 MiB, where 1 MiB pieces grew it to ~50 MB.
+const INFILE_PIECE: usize = 64 << 10;
 
 struct Job {
     file: Arc<FileState>,
     chunk: Chunk,
+    /// The chunk's share of the [`ChunkBudget`], given back when the job is dropped.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Bytes of chunks being read, queued, transcoded or sent, counted in KiB: `threads + 2`
+/// splitter buffers' worth, so the workers each hold a chunk and two more are being read,
+/// whatever the number of files being split at once. A splitter takes a buffer's worth before
+/// it reads into a new buffer; the chunk cut from it keeps its own size until it is loaded and
+/// gives the rest back at once.
+struct ChunkBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl ChunkBudget {
+    fn new(chunk_size: u64, threads: usize) -> Self {
+        let buffer = split::buffer_size(usize::try_from(chunk_size).unwrap_or(usize::MAX));
+        let total = (buffer as u64).saturating_mul(threads as u64 + 2) >> 10;
+        let total_kib = u32::try_from(total.max(1))
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32);
+        ChunkBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    fn kib_of(&self, len: usize) -> u32 {
+        u32::try_from(len.div_ceil(1 << 10))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib)
+    }
+
+    /// Waits (on a splitter thread) until `len` bytes fit in the budget. More than the whole
+    /// budget waits for all of it.
+    fn reserve_blocking(
+        &self,
+        len: usize,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<OwnedSemaphorePermit, LoadError> {
+        rt.block_on(self.kib.clone().acquire_many_owned(self.kib_of(len)))
+            .map_err(|_| LoadError::Internal("the chunk budget was closed".into()))
+    }
+
+    /// The share a chunk of `len` bytes keeps: its size out of its buffer's `room` (the rest
+    /// goes back), or a new share for a chunk cut without a buffer of its own. A chunk longer
+    /// than its buffer (one long row) keeps the whole buffer's share.
+    fn for_chunk(
+        &self,
+        room: Option<OwnedSemaphorePermit>,
+        len: usize,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<OwnedSemaphorePermit, LoadError> {
+        match room {
+            Some(mut room) => Ok(room.split(self.kib_of(len) as usize).unwrap_or(room)),
+            None => self.reserve_blocking(len, rt),
+        }
+    }
 }
 
 /// Loads every file of the task (with other processes, if any). Returns how many files this
 /// process took over from dead claimants.
 pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, LoadError> {
-    let (tx, rx) = mpsc::channel::<Job>(2);
+    let (tx, rx) = mpsc::channel::<Job>(run.cfg.threads.max(1));
+    let budget = Arc::new(ChunkBudget::new(chunk_size, run.cfg.threads));
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..run.cfg.threads {
@@ -88,8 +175,8 @@ pub(crate) async fn load_all(run: &Arc<Run>, chunk_size: u64) -> Result<u64, Loa
                         finished: AtomicBool::new(false),
                     });
                     let run2 = run.clone();
-                    let tx2 = tx.clone();
-                    readers.spawn(async move { read_file(run2, state, df.kind, df.size, chunk_size, done, tx2).await });
+                    let (tx2, budget2) = (tx.clone(), budget.clone());
+                    readers.spawn(async move { read_file(run2, state, (df.kind, df.size, chunk_size), done, budget2, tx2).await });
                 }
                 if readers.is_empty() {
                     if run.cancel.load(Ordering::SeqCst) {
@@ -198,13 +285,14 @@ async fn claim_more(
     Ok(())
 }
 
+/// Splits one file (of `kind`, `size` bytes, into chunks of `chunk_size`) and queues its chunks
+/// not `done` yet, each once it fits in the `budget`.
 async fn read_file(
     run: Arc<Run>,
     state: Arc<FileState>,
-    kind: DataKind,
-    size: u64,
-    chunk_size: u64,
+    (kind, size, chunk_size): (DataKind, u64, u64),
     done: Vec<(u32, u64)>,
+    budget: Arc<ChunkBudget>,
     tx: mpsc::Sender<Job>,
 ) -> Result<(), LoadError> {
     if kind == DataKind::Dat {
@@ -246,22 +334,32 @@ async fn read_file(
             reader
         };
         let done: std::collections::HashSet<u32> = done.iter().map(|(c, _)| *c).collect();
-        split::split(reader, syntax, chunk_size as usize, &describe, |chunk| {
-            if run2.cancel.load(Ordering::SeqCst) {
-                return Err(LoadError::Internal("cancelled".into()));
-            }
-            if done.contains(&chunk.index) {
-                run2.skipped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            st.emitted.fetch_add(1, Ordering::SeqCst);
-            run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
-            tx.blocking_send(Job {
-                file: st.clone(),
-                chunk,
-            })
-            .map_err(|_| LoadError::Internal("the workers stopped".into()))
-        })
+        let room = |bytes| budget.reserve_blocking(bytes, &rt);
+        split::split_within(
+            reader,
+            syntax,
+            chunk_size as usize,
+            &describe,
+            room,
+            |chunk, room| {
+                if run2.cancel.load(Ordering::SeqCst) {
+                    return Err(LoadError::Internal("cancelled".into()));
+                }
+                if done.contains(&chunk.index) {
+                    run2.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let permit = budget.for_chunk(room, chunk.data.len(), &rt)?;
+                st.emitted.fetch_add(1, Ordering::SeqCst);
+                run2.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
+                tx.blocking_send(Job {
+                    file: st.clone(),
+                    chunk,
+                    _budget: permit,
+                })
+                .map_err(|_| LoadError::Internal("the workers stopped".into()))
+            },
+        )
     })
     .await
     .map_err(|e| LoadError::Internal(format!("splitter: {e}")))?;
@@ -433,47 +531,12 @@ async fn worker_loop(
     let mut meta: Option<Conn> = None;
     loop {
         let job = { rx.lock().await.recv().await };
-        let Some(mut job) = job else { break };
+        let Some(job) = job else { break };
         if run.cancel.load(Ordering::SeqCst) {
             continue;
         }
         let file_desc = run.storage.describe(&job.file.name);
-        // Transcode on a blocking thread: CPU work.
-        // The raw bytes go to the transcoder and are freed there; only the stream is kept
-        // (for retries).
         let raw_len = job.chunk.data.len() as u64;
-        let steps = {
-            let data = std::mem::take(&mut job.chunk.data);
-            let prelude = job.chunk.prelude.clone();
-            let header = job.chunk.header.clone();
-            let run2 = run.clone();
-            let ti = job.file.table;
-            let kind = job.file.kind;
-            let dat = job.file.dat.get().cloned();
-            tokio::task::spawn_blocking(move || {
-                transcode_chunk(
-                    &run2,
-                    ti,
-                    kind,
-                    dat.as_deref(),
-                    &data,
-                    &prelude,
-                    header.as_deref(),
-                )
-            })
-            .await
-            .map_err(|e| LoadError::Internal(format!("transcoder: {e}")))?
-        };
-        let (steps, rows) = match steps {
-            Ok((s, rows)) => (s.into_iter().map(Ready::from).collect::<Vec<_>>(), rows),
-            Err(e) => {
-                return Err(LoadError::Input {
-                    file: file_desc,
-                    offset: job.chunk.start + e.offset as u64,
-                    message: e.message,
-                })
-            }
-        };
         let what = format!(
             "loading {file_desc} (chunk {}, bytes {}-{})",
             job.chunk.index, job.chunk.start, job.chunk.end
@@ -482,7 +545,7 @@ async fn worker_loop(
         let mut backoff = Backoff::new(&run.cfg.retry, what.clone(), progress());
         loop {
             let attempt = match conn.as_mut() {
-                Some(c) => commit_chunk(run, c, &job, &steps, rows).await,
+                Some(c) => commit_chunk(run, c, &job).await,
                 None => match connect_worker(run).await {
                     Ok(c) => {
                         conn = Some(c);
@@ -492,7 +555,7 @@ async fn worker_loop(
                 },
             };
             match attempt {
-                Ok(Committed::Loaded) => {
+                Ok(Committed::Loaded(rows)) => {
                     run.counters.add(rows, raw_len);
                     run.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
                     if let Some(c) = run.worker_chunks.get(n) {
@@ -525,8 +588,11 @@ async fn worker_loop(
                 }
             }
         }
-        job.file.completed.fetch_add(1, Ordering::SeqCst);
-        maybe_finish_file(run, &job.file, &mut meta).await?;
+        // The chunk's bytes and budget go now, not after the file's finishing work.
+        let file = job.file.clone();
+        drop(job);
+        file.completed.fetch_add(1, Ordering::SeqCst);
+        maybe_finish_file(run, &file, &mut meta).await?;
     }
     for c in [conn, meta].into_iter().flatten() {
         let _ = c.disconnect().await;
@@ -534,6 +600,12 @@ async fn worker_loop(
     Ok(())
 }
 
+/// INSERT batches (under --method insert) close at about this size.
+fn insert_batch(run: &Run) -> usize {
+    ((run.max_packet / 2) as usize).clamp(64 << 10, 4 << 20)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn transcode_chunk(
     run: &Run,
     ti: usize,
@@ -542,13 +614,14 @@ fn transcode_chunk(
     data: &[u8],
     prelude: &[String],
     header: Option<&Vec<u8>>,
-) -> Result<(Vec<Step>, u64), transcode::ChunkError> {
+    sink: &mut StepSink<'_>,
+) -> Result<u64, transcode::ChunkError> {
     let t = &run.tables[ti];
     let opts = TranscodeOptions {
         method: run.method,
         charset: run.default_charset.clone(),
         validate_utf8: run.validate_utf8,
-        insert_batch: ((run.max_packet / 2) as usize).clamp(64 << 10, 4 << 20),
+        insert_batch: insert_batch(run),
         insert_verb: match run.cfg.on_duplicate {
             OnDuplicate::Error => "INSERT",
             OnDuplicate::Replace => "REPLACE",
@@ -566,7 +639,7 @@ fn transcode_chunk(
         if let Some(cs) = &spec.charset {
             opts.charset = cs.clone();
         }
-        return transcode::csv_chunk(data, &spec.format, &columns, &t.shape, &opts);
+        return transcode::csv_chunk(data, &spec.format, &columns, &t.shape, &opts, sink);
     }
     match (&t.csv, kind) {
         (Some(f), DataKind::Csv) => {
@@ -588,46 +661,16 @@ fn transcode_chunk(
                 }
                 None => t.shape.columns.clone(),
             };
-            transcode::csv_chunk(data, f, &columns, &t.shape, &opts)
+            transcode::csv_chunk(data, f, &columns, &t.shape, &opts, sink)
         }
-        _ => transcode::sql_chunk(data, prelude, &t.shape, &opts),
-    }
-}
-
-/// A step ready to send: streams as shared bytes, so a retry does not copy them.
-enum Ready {
-    Load {
-        columns: Vec<String>,
-        charset: String,
-        data: Bytes,
-        rows: u64,
-    },
-    Exec {
-        sql: Vec<u8>,
-    },
-}
-
-impl From<Step> for Ready {
-    fn from(s: Step) -> Self {
-        match s {
-            Step::Load {
-                columns,
-                charset,
-                data,
-                rows,
-            } => Ready::Load {
-                columns,
-                charset,
-                data: Bytes::from(data),
-                rows,
-            },
-            Step::Exec { sql, .. } => Ready::Exec { sql },
-        }
+        _ => transcode::sql_chunk(data, prelude, &t.shape, &opts, sink),
     }
 }
 
 enum Committed {
-    Loaded,
+    /// Loaded now: this many rows.
+    Loaded(u64),
+    /// Loaded by another process before: this many rows.
     AlreadyDone(u64),
 }
 
@@ -692,15 +735,15 @@ fn is_skippable_setting(sql: &[u8]) -> bool {
         || lower.contains("character_set_client") && lower.contains("@old")
 }
 
-async fn commit_chunk(
-    run: &Run,
-    conn: &mut Conn,
-    job: &Job,
-    steps: &[Ready],
-    rows: u64,
-) -> Result<Committed, LoadError> {
-    let t = &run.tables[job.file.table];
-    let q = &t.shape.qualified;
+/// Steps handed from the transcoder to the target ahead of the one being sent.
+const STEPS_AHEAD: usize = 2;
+/// Bytes of transcoded rows per step handed on (at least an INSERT batch, under --method insert).
+const TRANSCODE_PIECE: usize = 1 << 20;
+
+/// Loads one chunk in one transaction with its checkpoint row. The chunk is transcoded on a
+/// blocking thread while it is sent, a piece at a time, so only a few pieces of its transcoded
+/// form exist at once; a retry transcodes it again from its raw bytes.
+async fn commit_chunk(run: &Arc<Run>, conn: &mut Conn, job: &Job) -> Result<Committed, LoadError> {
     conn.query_drop(format!(
         "SET NAMES {}",
         run.default_charset
@@ -711,10 +754,13 @@ async fn commit_chunk(
     conn.query_drop("START TRANSACTION")
         .await
         .map_err(|e| from_driver(e, "START TRANSACTION"))?;
+    // The checkpoint row first: a chunk another process loaded is skipped before any work. Its
+    // row count is set once the chunk is through (the row is invisible until COMMIT).
+    let key = (&run.task, &job.file.file_id, job.chunk.index);
     let guard = conn
         .exec_drop(
-            "INSERT INTO `ferry_meta`.`load_chunk_v1` (task_id, file_id, chunk, start_offset, end_offset, `rows`, owner, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6))",
-            (&run.task, &job.file.file_id, job.chunk.index, job.chunk.start, job.chunk.end, rows, &run.owner),
+            "INSERT INTO `ferry_meta`.`load_chunk_v1` (task_id, file_id, chunk, start_offset, end_offset, `rows`, owner, done_at) VALUES (?, ?, ?, ?, ?, 0, ?, NOW(6))",
+            (key.0, key.1, key.2, job.chunk.start, job.chunk.end, &run.owner),
         )
         .await;
     match guard {
@@ -724,7 +770,7 @@ async fn commit_chunk(
             let r: Option<u64> = conn
                 .exec_first(
                     "SELECT `rows` FROM `ferry_meta`.`load_chunk_v1` WHERE task_id = ? AND file_id = ? AND chunk = ?",
-                    (&run.task, &job.file.file_id, job.chunk.index),
+                    key,
                 )
                 .await
                 .map_err(|e| from_driver(e, "reading ferry_meta.load_chunk_v1"))?;
@@ -732,43 +778,131 @@ async fn commit_chunk(
         }
         Err(e) => return Err(from_driver(e, "writing the chunk checkpoint")),
     }
-    for step in steps {
+    let (feed, transcoder) = start_transcoding(run, job);
+    let sent = send_steps(run, conn, job.file.table, &feed).await;
+    // Stops the transcoder if sending failed; it ends on its own otherwise.
+    feed.lock().await.rx.close();
+    let transcoded = transcoder
+        .await
+        .map_err(|e| LoadError::Internal(format!("transcoder: {e}")))?;
+    sent?;
+    let rows = transcoded.map_err(|e| LoadError::Input {
+        file: run.storage.describe(&job.file.name),
+        offset: job.chunk.start + e.offset as u64,
+        message: e.message,
+    })?;
+    conn.exec_drop(
+        "UPDATE `ferry_meta`.`load_chunk_v1` SET `rows` = ? WHERE task_id = ? AND file_id = ? AND chunk = ?",
+        (rows, key.0, key.1, key.2),
+    )
+    .await
+    .map_err(|e| from_driver(e, "writing the chunk checkpoint"))?;
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| from_driver(e, "COMMIT"))?;
+    Ok(Committed::Loaded(rows))
+}
+
+/// The steps of one chunk as the transcoder hands them on.
+struct StepFeed {
+    rx: mpsc::Receiver<Step>,
+    /// A step taken off the queue that ends a `LOAD DATA` stream: the next one to run.
+    peeked: Option<Step>,
+    /// Rows sent in the current `LOAD DATA` stream.
+    load_rows: u64,
+}
+
+type SharedFeed = Arc<Mutex<StepFeed>>;
+
+/// Transcodes the job's chunk on a blocking thread into a queue of [`STEPS_AHEAD`] steps; the
+/// task returns the chunk's rows (or where its bytes are not valid input).
+fn start_transcoding(
+    run: &Arc<Run>,
+    job: &Job,
+) -> (
+    SharedFeed,
+    tokio::task::JoinHandle<Result<u64, transcode::ChunkError>>,
+) {
+    let (tx, rx) = mpsc::channel(STEPS_AHEAD);
+    let run2 = run.clone();
+    let (ti, kind) = (job.file.table, job.file.kind);
+    let dat = job.file.dat.get().cloned();
+    let chunk = job.chunk.clone();
+    let transcoder = tokio::task::spawn_blocking(move || {
+        let mut send = |step| {
+            tx.blocking_send(step).map_err(|_| transcode::ChunkError {
+                offset: 0,
+                message: "the loader stopped sending this chunk".into(),
+            })
+        };
+        let piece = TRANSCODE_PIECE.max(insert_batch(&run2));
+        let mut sink = StepSink {
+            piece,
+            send: &mut send,
+        };
+        let header = chunk.header.as_deref();
+        transcode_chunk(
+            &run2,
+            ti,
+            kind,
+            dat.as_deref(),
+            &chunk.data,
+            &chunk.prelude,
+            header,
+            &mut sink,
+        )
+    });
+    let feed = StepFeed {
+        rx,
+        peeked: None,
+        load_rows: 0,
+    };
+    (Arc::new(Mutex::new(feed)), transcoder)
+}
+
+/// The next step: the one a `LOAD DATA` stream stopped at, else the next from the transcoder.
+async fn next_step(feed: &mut StepFeed) -> Option<Step> {
+    match feed.peeked.take() {
+        Some(step) => Some(step),
+        None => feed.rx.recv().await,
+    }
+}
+
+/// Runs the chunk's steps on `conn` in order, until the transcoder is done.
+async fn send_steps(
+    run: &Run,
+    conn: &mut Conn,
+    table: usize,
+    feed: &SharedFeed,
+) -> Result<(), LoadError> {
+    let q = &run.tables[table].shape.qualified;
+    loop {
+        let step = next_step(&mut *feed.lock().await).await;
         match step {
-            Ready::Load {
+            None => return Ok(()),
+            Some(Step::Load {
                 columns,
                 charset,
                 data,
                 rows,
-            } => {
-                let data = data.clone();
-                conn.set_infile_handler(async move {
-                    let pieces: Vec<std::io::Result<Bytes>> = (0..data.len().div_ceil(1 << 20))
-                        .map(|i| Ok(data.slice(i << 20..((i + 1) << 20).min(data.len()))))
-                        .collect();
-                    Ok(Box::pin(futures::stream::iter(pieces)) as mysql_async::InfileData)
-                });
-                conn.query_drop(load_statement(run, &t.shape, columns, charset))
+            }) => {
+                feed.lock().await.load_rows = rows;
+                let (first, cols, cs, feed2) = (
+                    Bytes::from(data),
+                    columns.clone(),
+                    charset.clone(),
+                    feed.clone(),
+                );
+                conn.set_infile_handler(async move { Ok(infile_stream(first, cols, cs, feed2)) });
+                let shape = &run.tables[table].shape;
+                conn.query_drop(load_statement(run, shape, &columns, &charset))
                     .await
                     .map_err(|e| from_driver(e, &format!("LOAD DATA into {q}")))?;
-                let info = parse_info(&conn.info());
-                let skipped = info.get("skipped").copied().unwrap_or(0);
-                let warnings = info
-                    .get("warnings")
-                    .copied()
-                    .unwrap_or(conn.get_warnings() as u64);
-                if skipped > 0 && run.cfg.on_duplicate == OnDuplicate::Error {
-                    let first = first_warning(conn).await;
-                    let _ = conn.query_drop("ROLLBACK").await;
-                    return Err(LoadError::Target(format!(
-                        "{skipped} of {rows} rows duplicate a key already in {q} ({first}); use --on-duplicate replace|ignore to load anyway"
-                    )));
-                }
-                if warnings > 0 {
-                    note_warnings(run, conn, q, warnings).await;
-                }
+                let rows = feed.lock().await.load_rows;
+                check_load_outcome(run, conn, q, rows).await?;
             }
-            Ready::Exec { sql } => {
-                if is_skippable_setting(sql) {
+            Some(Step::Exec { sql, .. }) => {
+                if is_skippable_setting(&sql) {
                     continue;
                 }
                 conn.query_drop(&sql[..]).await.map_err(|e| {
@@ -783,10 +917,74 @@ async fn commit_chunk(
             }
         }
     }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(|e| from_driver(e, "COMMIT"))?;
-    Ok(Committed::Loaded)
+}
+
+/// The bytes of one `LOAD DATA LOCAL` stream, in pieces of [`INFILE_PIECE`]: `first`, then the
+/// data of the next steps while they load the same `columns` in the same `charset`. The first
+/// other step is left in the feed for [`send_steps`].
+fn infile_stream(
+    first: Bytes,
+    columns: Vec<String>,
+    charset: String,
+    feed: SharedFeed,
+) -> mysql_async::InfileData {
+    // The state: bytes not yet handed on, and the feed (None once the stream has ended).
+    let key = Arc::new((columns, charset));
+    let pieces = futures::stream::unfold((first, Some(feed)), move |(mut data, feed)| {
+        let key = key.clone();
+        async move {
+            if !data.is_empty() {
+                let piece = data.split_to(data.len().min(INFILE_PIECE));
+                return Some((Ok(piece), (data, feed)));
+            }
+            let shared = feed?;
+            let mut f = shared.lock().await;
+            match next_step(&mut f).await {
+                Some(Step::Load {
+                    columns,
+                    charset,
+                    data,
+                    rows,
+                }) if (&columns, &charset) == (&key.0, &key.1) => {
+                    f.load_rows += rows;
+                    drop(f);
+                    // An empty piece: the driver skips it, and the next poll sends `data`.
+                    Some((Ok(Bytes::new()), (Bytes::from(data), Some(shared))))
+                }
+                other => {
+                    f.peeked = other;
+                    None
+                }
+            }
+        }
+    });
+    Box::pin(pieces)
+}
+
+/// Refuses a `LOAD DATA` that skipped rows as duplicates (unless asked to), and notes warnings.
+async fn check_load_outcome(
+    run: &Run,
+    conn: &mut Conn,
+    q: &str,
+    rows: u64,
+) -> Result<(), LoadError> {
+    let info = parse_info(&conn.info());
+    let skipped = info.get("skipped").copied().unwrap_or(0);
+    let warnings = info
+        .get("warnings")
+        .copied()
+        .unwrap_or(conn.get_warnings() as u64);
+    if skipped > 0 && run.cfg.on_duplicate == OnDuplicate::Error {
+        let first = first_warning(conn).await;
+        let _ = conn.query_drop("ROLLBACK").await;
+        return Err(LoadError::Target(format!(
+            "{skipped} of {rows} rows duplicate a key already in {q} ({first}); use --on-duplicate replace|ignore to load anyway"
+        )));
+    }
+    if warnings > 0 {
+        note_warnings(run, conn, q, warnings).await;
+    }
+    Ok(())
 }
 
 async fn first_warning(conn: &mut Conn) -> String {
