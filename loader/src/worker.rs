@@ -437,14 +437,11 @@ async fn finish_on(
         return Err(LoadError::Internal("no connection to finish a file".into()));
     };
     checkpoint::finish_file(conn, &run.task, &state.file_id, rows).await?;
-    let t = &run.tables[state.table];
-    if checkpoint::table_files_left(conn, &run.task, &t.plan.db, &t.plan.name).await? == 0 {
-        finalize_table(run, conn, state.table).await?;
-    }
-    Ok(())
+    finalize_table(run, conn, state.table).await
 }
 
-/// Restores deferred indexes and rebases AUTO_INCREMENT once all of a table's files are done.
+/// Restores deferred indexes and rebases AUTO_INCREMENT once all of a table's files are done
+/// (a table with files left is not touched).
 pub(crate) async fn finalize_table(
     run: &Run,
     conn: &mut Conn,
@@ -458,7 +455,8 @@ pub(crate) async fn finalize_table(
     let lock = checkpoint::lock_name(&run.task, &format!("table:{db}.{name}"));
     checkpoint::get_lock(conn, &lock, Duration::from_secs(24 * 3600)).await?;
     let r = async {
-        let Some((state, restore)) = checkpoint::table_state(conn, &run.task, db, name).await? else {
+        let Some((state, restore)) = checkpoint::table_state(conn, &run.task, db, name).await?
+        else {
             return Ok(());
         };
         if state == checkpoint::TABLE_FINISHED {
@@ -475,35 +473,49 @@ pub(crate) async fn finalize_table(
             }
         }
         if let Some(col) = &t.auto_increment {
-            let max: Option<Option<String>> = conn
-                .query_first(format!("SELECT CAST(MAX({}) AS CHAR) FROM {q}", ferry_shared::ident::quote_ident(col)))
-                .await
-                .map_err(|e| from_driver(e, &format!("reading MAX({col}) of {q}")))?;
-            let next: Option<Option<u64>> = conn
-                .exec_first(
-                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                    (db, name),
-                )
-                .await
-                .map_err(|e| from_driver(e, "reading information_schema.TABLES"))?;
-            let next = next.flatten().map_or(0, i128::from);
-            if let Some(Some(m)) = max {
-                // Engines move the counter past explicit values themselves; an ALTER (a DDL)
-                // only where one did not.
-                if let Some(v) = m.parse::<i128>().ok().filter(|v| *v >= next) {
-                    conn.query_drop(format!("ALTER TABLE {q} AUTO_INCREMENT = {}", v + 1))
-                        .await
-                        .map_err(|e| from_driver(e, &format!("rebasing AUTO_INCREMENT of {q}")))?;
-                }
-            }
+            rebase_auto_increment(conn, db, name, q, col).await?;
         }
-        checkpoint::set_table_state(conn, &run.task, db, name, checkpoint::TABLE_FINISHED, None).await?;
+        checkpoint::set_table_state(conn, &run.task, db, name, checkpoint::TABLE_FINISHED, None)
+            .await?;
         tracing::info!(table = %q, "table loaded");
         Ok(())
     }
     .await;
     checkpoint::release_lock(conn, &lock).await?;
     r
+}
+
+/// Moves the AUTO_INCREMENT counter of `q` past the largest loaded value. Engines move it
+/// past explicit values themselves; an ALTER (a DDL) only where one did not. One round trip
+/// reads both the largest value and the counter.
+async fn rebase_auto_increment(
+    conn: &mut Conn,
+    db: &str,
+    name: &str,
+    q: &str,
+    col: &str,
+) -> Result<(), LoadError> {
+    let row: Option<(Option<String>, Option<u64>)> = conn
+        .exec_first(
+            format!(
+                "SELECT CAST(MAX({}) AS CHAR), (SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?) FROM {q}",
+                ferry_shared::ident::quote_ident(col)
+            ),
+            (db, name),
+        )
+        .await
+        .map_err(|e| from_driver(e, &format!("reading MAX({col}) and the AUTO_INCREMENT of {q}")))?;
+    let Some((Some(max), next)) = row else {
+        return Ok(());
+    };
+    let next = next.map_or(0, i128::from);
+    if let Some(v) = max.parse::<i128>().ok().filter(|v| *v >= next) {
+        conn.query_drop(format!("ALTER TABLE {q} AUTO_INCREMENT = {}", v + 1))
+            .await
+            .map_err(|e| from_driver(e, &format!("rebasing AUTO_INCREMENT of {q}")))?;
+    }
+    Ok(())
 }
 
 async fn connect_worker(run: &Run) -> Result<Conn, LoadError> {
