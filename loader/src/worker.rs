@@ -756,16 +756,14 @@ const TRANSCODE_PIECE: usize = 1 << 20;
 /// blocking thread while it is sent, a piece at a time, so only a few pieces of its transcoded
 /// form exist at once; a retry transcodes it again from its raw bytes.
 async fn commit_chunk(run: &Arc<Run>, conn: &mut Conn, job: &Job) -> Result<Committed, LoadError> {
+    // One round trip for both (the charset name is reduced to letters, digits and `_`).
     conn.query_drop(format!(
-        "SET NAMES {}",
+        "SET NAMES {}; START TRANSACTION",
         run.default_charset
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
     ))
     .await
-    .map_err(|e| from_driver(e, "SET NAMES"))?;
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(|e| from_driver(e, "START TRANSACTION"))?;
+    .map_err(|e| from_driver(e, "SET NAMES and START TRANSACTION"))?;
     // The checkpoint row first: a chunk another process loaded is skipped before any work. Its
     // row count is set once the chunk is through (the row is invisible until COMMIT).
     let key = (&run.task, &job.file.file_id, job.chunk.index);
