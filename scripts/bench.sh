@@ -601,16 +601,9 @@ cmd_load() {
     echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?')), load method" \
         "(from its JSON summary): ${FERRY_METHOD[ferry]:-?}"
     echo
-    printf '%-34s %9s %8s %11s  %s\n' tool "median s" "MB/s" "peak RSS" "runs (s)"
-    for tool in "${LOAD_TOOLS[@]}"; do
-        if [[ -n "${FAILED[$tool]:-}" ]]; then
-            printf '%-34s FAILED: %s\n' "${LLABEL[$tool]}" "${FAILED[$tool]}"
-            continue
-        fi
-        rss_kb=$(peak_rss_kb "$tool")
-        printf '%-34s %9s %8s %11s  %s\n' "${LLABEL[$tool]}" "${MED[$tool]}" \
-            "$(mbps "$base" "${MED[$tool]}")" "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
-    done
+    # shellcheck disable=SC2317 # called by print_tool_rows
+    load_rate() { mbps "$base" "$1"; }
+    print_tool_rows LLABEL "MB/s" load_rate "${LOAD_TOOLS[@]}"
     echo "(peak RSS: max over the runs of the client process; '-' for the ceiling, whose work is in the server)"
     echo "(ferry load defers secondary indexes by default; myloader turns the binlog off by default:"
     echo " compare it with ferry --disable-binlog too)"
@@ -1233,17 +1226,9 @@ cmd_tables() {
         "each load checked by CHECKSUM TABLE of every table against the source"
     echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo '?'))"
     echo
-    printf '%-34s %9s %8s %11s  %s\n' tool "median s" "tables/s" "peak RSS" "runs (s)"
-    for tool in "${all[@]}"; do
-        if [[ -n "${FAILED[$tool]:-}" ]]; then
-            printf '%-34s FAILED: %s\n' "${TLABEL[$tool]}" "${FAILED[$tool]}"
-            continue
-        fi
-        rss_kb=$(peak_rss_kb "$tool")
-        printf '%-34s %9s %8s %11s  %s\n' "${TLABEL[$tool]}" "${MED[$tool]}" \
-            "$(awk -v n="$TABLES" -v t="${MED[$tool]}" 'BEGIN { printf "%.0f", n / t }')" \
-            "$(rss_h "$rss_kb")" "${TIMES[$tool]% }"
-    done
+    # shellcheck disable=SC2317 # called by print_tool_rows
+    tables_rate() { awk -v n="$TABLES" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
+    print_tool_rows TLABEL "tables/s" tables_rate "${all[@]}"
 
     local -A R=(
         [ferry_dump_vs_mydumper]="$(ratio "${MED[mydumper]:-}" "${MED[ferry]:-}")"

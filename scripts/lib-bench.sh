@@ -95,6 +95,24 @@ prepare_sysbench() {
     log "sysbench prepare took $(elapsed "$t0")s"
 }
 
+# print_tool_rows LABELS RATE_NAME RATE_FN TOOL...: one line per tool (median, rate, peak RSS,
+# the runs) or why it failed; LABELS names the associative array of the tools' labels, RATE_FN
+# prints the rate of a median given in seconds.
+print_tool_rows() {
+    local -n labels="$1"
+    local rate_name="$2" rate_fn="$3" tool
+    shift 3
+    printf '%-34s %9s %8s %11s  %s\n' tool "median s" "$rate_name" "peak RSS" "runs (s)"
+    for tool in "$@"; do
+        if [[ -n "${FAILED[$tool]:-}" ]]; then
+            printf '%-34s FAILED: %s\n' "${labels[$tool]}" "${FAILED[$tool]}"
+            continue
+        fi
+        printf '%-34s %9s %8s %11s  %s\n' "${labels[$tool]}" "${MED[$tool]}" \
+            "$("$rate_fn" "${MED[$tool]}")" "$(rss_h "$(peak_rss_kb "$tool")")" "${TIMES[$tool]% }"
+    done
+}
+
 # prepare_tenants DB TABLES ROWS: the shape of a multi-tenant schema, DB.t00001..tN, each
 # with a primary key, one secondary index and ROWS rows; four client sessions create them.
 prepare_tenants() {

@@ -328,14 +328,7 @@ mod tests {
     #[test]
     fn csv_dialects() {
         let t = table(&[("a", "int"), ("s", "varchar")]);
-        let dialect = CsvDialect {
-            separator: ",".into(),
-            delimiter: "\"".into(),
-            null_value: "\\N".into(),
-            header: true,
-            escape_backslash: true,
-            line_terminator: "\n".into(),
-        };
+        let dialect = CsvDialect::default();
         let mut e = CsvEncoder::new(&t, dialect.clone());
         let mut out = Vec::new();
         e.begin_file(&mut out);

@@ -6,8 +6,11 @@
 //! One marker object records a batch of a worker's chunks ([`MarkerBatch`]): many small chunks
 //! (many small tables) then cost one marker (create, fsync, rename, and a delete at the end)
 //! instead of one each, while a big chunk still gets its marker as soon as it is done. A batch
-//! holds only chunks whose tails have finished their files, so a marker never names a chunk
-//! whose files are not durable; a chunk whose marker is lost to a crash is read again on resume.
+//! holds only chunks whose tails have finished their files, and its marker is written after a
+//! `Storage::sync` that makes those files durable (they are written with deferred durability:
+//! one sync per batch instead of an fsync per file), so a marker never names a chunk whose
+//! files are not durable; a chunk whose marker is lost to a crash is read again on resume, its
+//! leftover files deleted first.
 //! Markers written by earlier versions hold one chunk each and are still read.
 
 use crate::chunk::ChunkPlan;
@@ -86,6 +89,8 @@ impl MarkerBatch {
             return Ok(());
         };
         let name = done_name(first.table, first.chunk);
+        // The chunks' files were written with deferred durability: make them durable first.
+        storage.sync().await?;
         let data = serde_json::to_vec_pretty(&self.chunks).map_err(|e| {
             DumpError::Definite(format!(
                 "{}: encoding the chunk marker: {e}",

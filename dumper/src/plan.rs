@@ -65,6 +65,8 @@ pub(crate) async fn plan_or_resume(
         }
         None => {
             let plan = make_plan(cfg, ctl, server, storage).await?;
+            // The plan is the commit point of the schema files (written deferred).
+            storage.sync().await?;
             storage.put(PLAN_NAME, json(&plan)).await?;
             (plan, false)
         }
@@ -196,9 +198,9 @@ async fn make_plan(
     })
 }
 
-/// Schema files written together by one planner: a batch costs about one fsync (the
-/// filesystem commits them together).
-const CONCURRENT_SCHEMA_PUTS: usize = 32;
+/// Schema files written together by one planner, in one step of the blocking pool. They are
+/// written with deferred durability; the plan, written after a `sync`, is their commit point.
+const CONCURRENT_SCHEMA_PUTS: usize = 64;
 
 /// Writes the schema files of the tables it takes from `queue` and plans their chunks.
 async fn plan_tables_from(
@@ -255,5 +257,5 @@ async fn put_all(
         .drain(..)
         .map(|(name, text)| (name, Bytes::from(text)))
         .collect();
-    Ok(storage.put_many(objects).await?)
+    Ok(storage.put_many_deferred(objects).await?)
 }

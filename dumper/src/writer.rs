@@ -3,7 +3,9 @@
 //! Memory per writer is bounded: rows are encoded into a buffer that is compressed and handed to
 //! the storage writer whenever it passes `FLUSH_AT` (checked after each batch of rows the reader
 //! had at hand); storage itself holds at most one upload part in flight. A file is finished (made
-//! visible) right after the row that reaches `--filesize`, or when the chunk ends.
+//! visible) right after the row that reaches `--filesize`, or when the chunk ends. Files are
+//! written with deferred durability (`Storage::create_deferred`): the chunk's completion marker
+//! is their commit point, written only after a `Storage::sync` (see `markers.rs`).
 
 use crate::encode::RowEncoder;
 use crate::error::DumpError;
@@ -244,7 +246,7 @@ impl ChunkWriter {
         if !out.is_empty() {
             let writer = match &mut f.writer {
                 Some(w) => w,
-                None => f.writer.insert(storage.create(&f.name).await?),
+                None => f.writer.insert(storage.create_deferred(&f.name).await?),
             };
             writer.write(Bytes::from(out)).await?;
         }
@@ -258,7 +260,9 @@ impl ChunkWriter {
             // step (small tables' files then cost one hand-off to storage, not three).
             let data = std::mem::take(&mut f.buf);
             let bytes = data.len() as u64;
-            self.storage.put(&f.name, Bytes::from(data)).await?;
+            self.storage
+                .put_deferred(&f.name, Bytes::from(data))
+                .await?;
             self.raw_bytes += bytes;
             self.files.push(FileEntry {
                 name: f.name,
@@ -274,7 +278,7 @@ impl ChunkWriter {
             .map_err(|e| DumpError::Definite(format!("{}: compression failed: {e}", f.name)))?;
         let mut writer = match f.writer {
             Some(w) => w,
-            None => self.storage.create(&f.name).await?,
+            None => self.storage.create_deferred(&f.name).await?,
         };
         if !tail.is_empty() {
             writer.write(Bytes::from(tail)).await?;

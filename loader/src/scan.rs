@@ -61,6 +61,25 @@ fn find_quote(hay: &[u8], q: u8, backslash: bool) -> Option<usize> {
     }
 }
 
+/// Where a scan inside a quoted run stopped.
+enum Quoted {
+    /// Still inside the quotes: scanning goes on from here (past an escaped byte, or at the
+    /// window's end).
+    Open(usize),
+    /// The closing quote was found; just past it.
+    Closed(usize),
+}
+
+/// Scans a quoted run from `i` up to `limit` for its quote `q`, with backslash escapes when
+/// `backslash`. An escaped byte is within the buffer thanks to the scanner's lookahead.
+fn skip_quoted(buf: &[u8], i: usize, limit: usize, q: u8, backslash: bool) -> Quoted {
+    match find_quote(&buf[i..limit], q, backslash) {
+        None => Quoted::Open(limit),
+        Some(k) if buf[i + k] == b'\\' => Quoted::Open(i + k + 2),
+        Some(k) => Quoted::Closed(i + k + 1),
+    }
+}
+
 /// Incremental boundary scanner over a growing buffer.
 pub(crate) struct Scanner {
     syntax: Syntax,
@@ -163,18 +182,12 @@ impl Scanner {
                     } else {
                         b'"'
                     };
-                    match find_quote(&buf[i..limit], q, backslash) {
-                        None => i = limit,
-                        Some(k) => {
-                            let j = i + k;
-                            if buf[j] == b'\\' {
-                                // The escaped byte is within `n` thanks to the lookahead.
-                                i = j + 2;
-                            } else {
-                                // A doubled quote reopens at once; same as toggling twice.
-                                self.sql = SqlState::Normal;
-                                i = j + 1;
-                            }
+                    match skip_quoted(buf, i, limit, q, backslash) {
+                        Quoted::Open(at) => i = at,
+                        Quoted::Closed(at) => {
+                            // A doubled quote reopens at once; same as toggling twice.
+                            self.sql = SqlState::Normal;
+                            i = at;
                         }
                     }
                 }
@@ -257,16 +270,11 @@ impl Scanner {
                         self.csv = CsvState::Unquoted;
                         continue;
                     };
-                    match find_quote(&buf[i..limit], q, backslash_escape) {
-                        None => i = limit,
-                        Some(k) => {
-                            let j = i + k;
-                            if buf[j] == b'\\' {
-                                i = j + 2;
-                            } else {
-                                self.csv = CsvState::QuoteInQuoted;
-                                i = j + 1;
-                            }
+                    match skip_quoted(buf, i, limit, q, backslash_escape) {
+                        Quoted::Open(at) => i = at,
+                        Quoted::Closed(at) => {
+                            self.csv = CsvState::QuoteInQuoted;
+                            i = at;
                         }
                     }
                 }

@@ -39,6 +39,21 @@ pub struct CsvDialect {
     pub line_terminator: String,
 }
 
+/// `ferry dump`'s default dialect: `,` between fields, `"` around strings, `\N` for NULL, a
+/// header line, backslash escapes, `\n` after each record.
+impl Default for CsvDialect {
+    fn default() -> Self {
+        CsvDialect {
+            separator: ",".into(),
+            delimiter: "\"".into(),
+            null_value: "\\N".into(),
+            header: true,
+            escape_backslash: true,
+            line_terminator: "\n".into(),
+        }
+    }
+}
+
 impl CsvDialect {
     /// The quote byte, if fields may be quoted.
     pub fn quote(&self) -> Option<u8> {
@@ -98,14 +113,7 @@ mod tests {
     use super::*;
 
     fn dialect() -> CsvDialect {
-        CsvDialect {
-            separator: ",".into(),
-            delimiter: "\"".into(),
-            null_value: "\\N".into(),
-            header: true,
-            escape_backslash: true,
-            line_terminator: "\n".into(),
-        }
+        CsvDialect::default()
     }
 
     #[test]

@@ -5,6 +5,18 @@
 //! are multipart uploads that are completed only in `finish` (or one `PutObject` for small ones).
 //! A writer dropped without `finish` leaves nothing under the final name.
 //!
+//! Durability. `put` and `create` make an object durable before it becomes visible (local:
+//! written, fsynced, renamed). Many small files each fsynced and renamed cost a journal commit
+//! and a directory update apiece, so objects that a later *commit point* vouches for (a dump's
+//! schema files, which its plan follows, and chunk files, which their completion marker
+//! follows) may be written with `put_deferred`, `put_many_deferred` and `create_deferred`:
+//! durable only after the next `sync` (local: one `syncfs` of the filesystem for all of them),
+//! and — locally — written in place under their final name, so one may be seen while it is
+//! being written or, after a crash, short. The commit point is written after that `sync`; a
+//! deferred object without its commit point is unfinished, and its writer must write it again
+//! (the dump deletes and rereads such chunks). S3 objects still appear only when complete and
+//! are durable once they do, so there `sync` has nothing to do.
+//!
 //! Memory is bounded whatever the object sizes. S3 part buffers are exactly `part_size` bytes
 //! (8 MiB by default; a buffer never grows past it), and one `S3Storage` lets at most
 //! `max_buffered_parts` of them exist at once, filling or uploading: a writer takes a slot when
@@ -123,11 +135,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         w.finish().await?;
         Ok(())
     }
-    /// Writes many small objects (each atomic, as `put`); they may be written together.
-    async fn put_many(&self, objects: Vec<(String, Bytes)>) -> Result<()> {
+    /// Like `put`, but durable only after the next [`Storage::sync`] (see the module doc).
+    async fn put_deferred(&self, name: &str, data: Bytes) -> Result<()> {
+        self.put(name, data).await
+    }
+    /// Like `create`, but durable only after the next [`Storage::sync`] (see the module doc).
+    async fn create_deferred(&self, name: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.create(name).await
+    }
+    /// Makes every object finished so far durable.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Writes many small objects as `put_deferred`, possibly together.
+    async fn put_many_deferred(&self, objects: Vec<(String, Bytes)>) -> Result<()> {
         let puts = objects
             .iter()
-            .map(|(name, data)| self.put(name, data.clone()));
+            .map(|(name, data)| self.put_deferred(name, data.clone()));
         futures::future::try_join_all(puts).await.map(|_| ())
     }
     async fn create(&self, name: &str) -> Result<Box<dyn ObjectWriter>>;
@@ -208,9 +232,40 @@ impl LocalStorage {
         self.root.join(name)
     }
 
-    /// The temporary path an object is written under, and its final path.
-    fn temp_and_final(&self, name: &str) -> (PathBuf, PathBuf) {
+    /// One blocking step: temp file, bytes, (fsync), rename — a small object costs one hand-off
+    /// to the blocking pool, not five.
+    async fn put_file(&self, name: &str, data: Bytes, durable: Durable) -> Result<()> {
+        let (temp, final_path) = self.temp_and_final(name, durable);
+        let result = tokio::task::spawn_blocking(move || {
+            let mut file = create_file(&temp, &final_path).map_err(|e| ("create", e))?;
+            std::io::Write::write_all(&mut file, &data).map_err(|e| ("write", e))?;
+            finish_file(file, &temp, &final_path, durable)
+        })
+        .await
+        .map_err(|e| self.io_err(name, "put", std::io::Error::other(e)))?;
+        result.map_err(|(action, e)| self.io_err(name, action, e))
+    }
+
+    fn writer(&self, name: &str, durable: Durable) -> LocalWriter {
+        let (temp, final_path) = self.temp_and_final(name, durable);
+        LocalWriter {
+            location: self.describe(name),
+            file: None,
+            temp,
+            final_path,
+            written: 0,
+            finished: false,
+            durable,
+        }
+    }
+
+    /// The path an object is written under (a temporary one, unless its durability is
+    /// deferred: then in place), and its final path.
+    fn temp_and_final(&self, name: &str, durable: Durable) -> (PathBuf, PathBuf) {
         let final_path = self.path(name);
+        if durable == Durable::AtSync {
+            return (final_path.clone(), final_path);
+        }
         let mut temp = final_path.clone().into_os_string();
         temp.push(TEMP_SUFFIX);
         (PathBuf::from(temp), final_path)
@@ -307,30 +362,30 @@ impl Storage for LocalStorage {
         Ok(Bytes::from(buf))
     }
 
-    /// One blocking step: temp file, bytes, fsync, rename (a small object costs one hand-off to
-    /// the blocking pool, not five).
     async fn put(&self, name: &str, data: Bytes) -> Result<()> {
-        let (temp, final_path) = self.temp_and_final(name);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut file = create_file(&temp, &final_path).map_err(|e| ("create", e))?;
-            std::io::Write::write_all(&mut file, &data).map_err(|e| ("write", e))?;
-            finish_file(file, &temp, &final_path)
-        })
-        .await
-        .map_err(|e| self.io_err(name, "put", std::io::Error::other(e)))?;
-        result.map_err(|(action, e)| self.io_err(name, action, e))
+        self.put_file(name, data, Durable::Now).await
     }
 
-    /// One blocking step for the whole batch, on one thread: every temp file written, then
-    /// every one fsynced (the first fsync commits the journal for all of them, the others find
-    /// little left to do), then every one renamed. Many creators in one directory at once would
-    /// mostly wait on its lock; this costs about one fsync for the batch.
-    async fn put_many(&self, objects: Vec<(String, Bytes)>) -> Result<()> {
+    async fn put_deferred(&self, name: &str, data: Bytes) -> Result<()> {
+        self.put_file(name, data, Durable::AtSync).await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&root).and_then(|d| syncfs(&d)))
+            .await
+            .map_err(|e| self.io_err("", "sync", std::io::Error::other(e)))?
+            .map_err(|e| self.io_err("", "sync", e))
+    }
+
+    /// One blocking step for the whole batch, on one thread: many creators in one directory at
+    /// once would mostly wait on its lock.
+    async fn put_many_deferred(&self, objects: Vec<(String, Bytes)>) -> Result<()> {
         let files: Vec<BatchFile> = objects
             .into_iter()
             .map(|(name, data)| {
-                let (temp, final_path) = self.temp_and_final(&name);
-                (name, temp, final_path, data)
+                let path = self.path(&name);
+                (name, path, data)
             })
             .collect();
         let result = tokio::task::spawn_blocking(move || put_batch(&files))
@@ -340,15 +395,11 @@ impl Storage for LocalStorage {
     }
 
     async fn create(&self, name: &str) -> Result<Box<dyn ObjectWriter>> {
-        let (temp, final_path) = self.temp_and_final(name);
-        Ok(Box::new(LocalWriter {
-            location: self.describe(name),
-            file: None,
-            temp,
-            final_path,
-            written: 0,
-            finished: false,
-        }))
+        Ok(Box::new(self.writer(name, Durable::Now)))
+    }
+
+    async fn create_deferred(&self, name: &str) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(self.writer(name, Durable::AtSync)))
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
@@ -403,13 +454,32 @@ fn create_file(temp: &Path, final_path: &Path) -> std::io::Result<std::fs::File>
     }
 }
 
-/// fsync before the rename: a visible file is a complete file, even after a power loss. On
-/// failure the temp file is removed.
+/// When a local file is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// fsync before the rename: a visible file is a complete file, even after a power loss.
+    Now,
+    /// By the next `sync` (see the module doc).
+    AtSync,
+}
+
+/// Flushes every dirty file of the filesystem holding `any` and commits its journal once.
+fn syncfs(any: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::syncfs(any).map_err(std::io::Error::from)
+}
+
+/// Makes the file visible under its final name, durable first (a deferred file is in place
+/// already). On failure the temp file is removed.
 fn finish_file(
     file: std::fs::File,
     temp: &Path,
     final_path: &Path,
+    durable: Durable,
 ) -> std::result::Result<(), (&'static str, std::io::Error)> {
+    if durable == Durable::AtSync {
+        // Written in place: nothing to rename.
+        return Ok(());
+    }
     let result = file.sync_all().map_err(|e| ("fsync", e)).and_then(|()| {
         drop(file);
         std::fs::rename(temp, final_path).map_err(|e| ("rename", e))
@@ -420,42 +490,18 @@ fn finish_file(
     result
 }
 
-/// Writes a batch of small files (see `LocalStorage::put_many`); on failure no temp file of
-/// the batch is left and the error names the file.
-type BatchFile = (String, PathBuf, PathBuf, Bytes);
+/// A file of a batch: its name, path and bytes.
+type BatchFile = (String, PathBuf, Bytes);
 type BatchError = (String, &'static str, std::io::Error);
 
-/// Writes a batch of small files (see `LocalStorage::put_many`); on failure no temp file of
-/// the batch is left and the error names the file.
+/// Writes a batch of small deferred files in place (see `LocalStorage::put_many_deferred`); the
+/// error names the file.
 fn put_batch(files: &[BatchFile]) -> std::result::Result<(), BatchError> {
-    let mut open: Vec<(&str, &Path, std::fs::File)> = Vec::with_capacity(files.len());
-    let result = (|| {
-        for (name, temp, final_path, data) in files {
-            let mut file =
-                create_file(temp, final_path).map_err(|e| (name.clone(), "create", e))?;
-            let r = std::io::Write::write_all(&mut file, data);
-            open.push((name, temp, file));
-            r.map_err(|e| (name.clone(), "write", e))?;
-        }
-        for (name, _, file) in &open {
-            file.sync_all()
-                .map_err(|e| (name.to_string(), "fsync", e))?;
-        }
-        Ok(())
-    })();
-    let temps: Vec<&Path> = open.into_iter().map(|(_, temp, _)| temp).collect();
-    let result = result.and_then(|()| {
-        for (name, temp, final_path, _) in files {
-            std::fs::rename(temp, final_path).map_err(|e| (name.clone(), "rename", e))?;
-        }
-        Ok(())
-    });
-    if result.is_err() {
-        for temp in temps {
-            let _ = std::fs::remove_file(temp);
-        }
+    for (name, path, data) in files {
+        let mut file = create_file(path, path).map_err(|e| (name.clone(), "create", e))?;
+        std::io::Write::write_all(&mut file, data).map_err(|e| (name.clone(), "write", e))?;
     }
-    result
+    Ok(())
 }
 
 struct LocalWriter {
@@ -468,6 +514,7 @@ struct LocalWriter {
     final_path: PathBuf,
     written: u64,
     finished: bool,
+    durable: Durable,
 }
 
 impl LocalWriter {
@@ -526,9 +573,10 @@ impl ObjectWriter for LocalWriter {
         self.finished = true;
         let (file, temp, final_path) =
             (self.file.take(), self.temp.clone(), self.final_path.clone());
+        let durable = self.durable;
         let result = tokio::task::spawn_blocking(move || {
             let file = LocalWriter::open_if_needed(file, &temp, &final_path)?;
-            finish_file(file, &temp, &final_path)
+            finish_file(file, &temp, &final_path, durable)
         })
         .await
         .map_err(|e| self.err("finish", std::io::Error::other(e)))?;
@@ -1099,29 +1147,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn local_put_many_writes_all_or_leaves_no_temp_file() {
+    async fn local_put_many_deferred_writes_all_and_names_a_failing_object() {
         let dir = tempfile::tempdir().unwrap();
         let st = LocalStorage::new(dir.path());
         let batch = (0..5)
             .map(|i| (format!("s/{i}.sql"), Bytes::from(format!("text {i}"))))
             .collect();
-        st.put_many(batch).await.unwrap();
+        st.put_many_deferred(batch).await.unwrap();
+        st.sync().await.unwrap();
         for i in 0..5 {
             assert_eq!(
                 st.read(&format!("s/{i}.sql")).await.unwrap(),
                 format!("text {i}")
             );
         }
-        // A name that cannot be created (its parent is a file) fails the batch, names the
-        // object, and leaves no temp file of the batch behind.
-        let bad = vec![
-            ("t/ok.sql".to_string(), Bytes::from_static(b"ok")),
-            ("s/0.sql/x".to_string(), Bytes::from_static(b"x")),
-        ];
-        let err = st.put_many(bad).await.unwrap_err().to_string();
+        // A name that cannot be created (its parent is a file) fails the batch and is named.
+        let bad = vec![("s/0.sql/x".to_string(), Bytes::from_static(b"x"))];
+        let err = st.put_many_deferred(bad).await.unwrap_err().to_string();
         assert!(err.contains("s/0.sql/x"), "{err}");
+        // Deferred objects are written in place: no temp file to clean up.
         assert_eq!(st.clean_incomplete().await.unwrap(), 0);
-        assert!(!st.exists("t/ok.sql").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn local_deferred_objects_are_written_in_place_and_sync_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = LocalStorage::new(dir.path());
+        st.put_deferred("c/small", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        let mut w = st.create_deferred("c/big").await.unwrap();
+        w.write(Bytes::from_static(b"part one, ")).await.unwrap();
+        // In place: seen while being written (its commit point comes later).
+        assert_eq!(st.read("c/big").await.unwrap(), "part one, ");
+        w.write(Bytes::from_static(b"part two")).await.unwrap();
+        assert_eq!(w.finish().await.unwrap(), 18);
+        st.sync().await.unwrap();
+        assert_eq!(st.read("c/small").await.unwrap(), "abc");
+        assert_eq!(st.read("c/big").await.unwrap(), "part one, part two");
+        // A deferred writer dropped unfinished removes what it wrote.
+        let mut dropped = st.create_deferred("c/dropped").await.unwrap();
+        dropped.write(Bytes::from_static(b"x")).await.unwrap();
+        drop(dropped);
+        assert!(!st.exists("c/dropped").await.unwrap());
+        // A root that is gone cannot be synced, and the error says so.
+        let gone = LocalStorage::new(dir.path().join("missing"));
+        let err = gone.sync().await.unwrap_err().to_string();
+        assert!(err.contains("missing") && err.contains("sync"), "{err}");
     }
 
     #[tokio::test]
