@@ -628,13 +628,7 @@ cmd_load() {
         [defer_vs_nodefer]="deferred indexes vs not|ferry_nodefer_s / ferry_s|"
         [nobinlog_vs_ferry]="ferry --disable-binlog vs ferry|ferry_s / ferry_nobinlog_s|"
     )
-    echo
-    echo "speed ratios (> 1: the first is faster):"
-    local d
-    for t in "${ratio_order[@]}"; do
-        d=${RDESC[$t]}
-        printf '  %-38s %-32s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
-    done
+    print_ratios "the first" 38 32 "${ratio_order[@]}"
 
     # Machine-readable summary.
     local json tj first=1 mbs
@@ -1241,13 +1235,7 @@ cmd_tables() {
         [ferry_load_vs_myloader]="ferry load vs myloader|myloader_s / ferry_load_s|goal >= 1.0"
         [ferry_load_nodefer_vs_myloader]="ferry load --defer-indexes false vs myloader|myloader_s / ferry_load_nodefer_s|"
     )
-    echo
-    echo "speed ratios (> 1: ferry is faster):"
-    local d
-    for t in "${ratio_order[@]}"; do
-        d=${RDESC[$t]}
-        printf '  %-44s %-30s %6s  %s\n' "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
-    done
+    print_ratios ferry 44 30 "${ratio_order[@]}"
 
     local json tj first=1
     json="{\"tables\":$TABLES,\"rows_per_table\":$ROWS,\"threads\":$THREADS"

@@ -113,6 +113,19 @@ print_tool_rows() {
     done
 }
 
+# print_ratios WHO W1 W2 NAME...: "speed ratios (> 1: WHO is faster)", then one line per ratio
+# NAME from the caller's R (values) and RDESC ("label|formula|note"), in columns W1 and W2 wide.
+print_ratios() {
+    local who="$1" w1="$2" w2="$3" t d
+    shift 3
+    echo
+    echo "speed ratios (> 1: $who is faster):"
+    for t in "$@"; do
+        d=${RDESC[$t]}
+        printf "  %-${w1}s %-${w2}s %6s  %s\n" "${d%%|*}" "($(cut -d'|' -f2 <<<"$d"))" "${R[$t]:-n/a}" "${d##*|}"
+    done
+}
+
 # prepare_tenants DB TABLES ROWS: the shape of a multi-tenant schema, DB.t00001..tN, each
 # with a primary key, one secondary index and ROWS rows; four client sessions create them.
 prepare_tenants() {
