@@ -383,13 +383,9 @@ cmd_dump() {
     for tool in "${DUMP_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=$(peak_rss_kb "$tool")
-        tj=$(runs_csv "$tool")
-        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
-        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}]"
         mbs=$(mbps "$base" "${MED[$tool]:-}")
-        json+=",\"mb_per_s\":$(json_num "${mbs#-}")"
-        json+=",\"peak_rss_kb\":$(json_num "$rss_kb"),\"output_bytes\":$(json_num "${SIZE[$tool]:-}")}"
+        json+="$(tool_json_head "$tool"),\"mb_per_s\":$(json_num "${mbs#-}")"
+        json+=",\"output_bytes\":$(json_num "${SIZE[$tool]:-}")}"
     done
     json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")}}"
     echo
@@ -639,12 +635,8 @@ cmd_load() {
     for tool in "${LOAD_TOOLS[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=$(peak_rss_kb "$tool")
-        tj=$(runs_csv "$tool")
         mbs=$(mbps "$base" "${MED[$tool]:-}")
-        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
-        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}],\"mb_per_s\":$(json_num "${mbs#-}")"
-        json+=",\"peak_rss_kb\":$(json_num "$rss_kb")}"
+        json+="$(tool_json_head "$tool"),\"mb_per_s\":$(json_num "${mbs#-}")}"
     done
     json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")},\"goals\":{\"ferry_vs_myloader\":2,\"ferry_vs_ceiling\":1}}"
     echo
@@ -1243,11 +1235,7 @@ cmd_tables() {
     for tool in "${all[@]}"; do
         ((first)) || json+=","
         first=0
-        rss_kb=$(peak_rss_kb "$tool")
-        tj=$(runs_csv "$tool")
-        json+="\"$tool\":{\"ok\":$( [[ -z "${FAILED[$tool]:-}" ]] && echo true || echo false)"
-        json+=",\"median_s\":$(json_num "${MED[$tool]:-}"),\"runs_s\":[${tj}]"
-        json+=",\"peak_rss_kb\":$(json_num "$rss_kb")}"
+        json+="$(tool_json_head "$tool")}"
     done
     json+="},\"ratios\":{$(ratios_json "${ratio_order[@]}")}"
     json+=",\"goals\":{\"ferry_dump_vs_mydumper\":1,\"ferry_load_vs_myloader\":1}}"

@@ -113,6 +113,15 @@ print_tool_rows() {
     done
 }
 
+# tool_json_head TOOL: `"TOOL":{"ok":…,"median_s":…,"runs_s":[…],"peak_rss_kb":…` — a tool's
+# entry in the JSON summary, left open for the fields of its benchmark.
+tool_json_head() {
+    local tool="$1" ok=true
+    [[ -z "${FAILED[$tool]:-}" ]] || ok=false
+    printf '"%s":{"ok":%s,"median_s":%s,"runs_s":[%s],"peak_rss_kb":%s' "$tool" "$ok" \
+        "$(json_num "${MED[$tool]:-}")" "$(runs_csv "$tool")" "$(json_num "$(peak_rss_kb "$tool")")"
+}
+
 # print_ratios WHO W1 W2 NAME...: "speed ratios (> 1: WHO is faster)", then one line per ratio
 # NAME from the caller's R (values) and RDESC ("label|formula|note"), in columns W1 and W2 wide.
 print_ratios() {
