@@ -330,6 +330,19 @@ pub fn chunks_marked(dump_dir: &Path) -> usize {
         .sum()
 }
 
+/// Data files a running local dump in `dump_dir` has begun (chunk files are written in place,
+/// so all but the newest of each worker are complete; their markers may come later, in batches).
+pub fn data_files_begun(dump_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dump_dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("-schema") && !n.starts_with('.') && n.matches('.').count() >= 3)
+        .count()
+}
+
 /// `ferry dump --source <source> --progress off --to <to>`; add options with `.args(..)`.
 pub fn dump_command(source: &str, to: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = ferry();
