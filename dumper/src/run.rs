@@ -21,10 +21,11 @@ use std::time::Instant;
 /// Runs a dump (or resumes an interrupted one) and returns its summary.
 pub async fn run(cfg: DumpConfig) -> Result<DumpSummary, DumpError> {
     let started = Instant::now();
-    // S3 part buffers: one filling and one uploading per worker (memory: workers x 2 parts);
-    // part uploads retry as long as everything else (--retry-for-secs).
+    // S3 part buffers: one filling per worker and two more uploading at a time (memory:
+    // (workers + 2) parts; a writer whose part is uploading waits for a slot before it fills
+    // the next); part uploads retry as long as everything else (--retry-for-secs).
     let s3 = S3Options {
-        max_buffered_parts: Some(cfg.s3.max_buffered_parts.unwrap_or(2 * cfg.threads)),
+        max_buffered_parts: Some(cfg.s3.max_buffered_parts.unwrap_or(cfg.threads + 2)),
         retry: cfg.retry,
         ..cfg.s3.clone()
     };
